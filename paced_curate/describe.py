@@ -1,0 +1,158 @@
+"""`paced inspect`: summarise any stage's output (rows, schema, provenance, the stage's tables).
+
+    report = run_inspect(InspectConfig(path="graded/"))
+    render_inspect(report)          # rich, on stderr
+    print(json.dumps(report))       # what `paced inspect --json` prints
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from paced_curate.errors import InputError
+from paced_curate.io import STDIO, list_parts, read_manifest, read_parquet, read_table, shard_dirs
+from paced_curate.report import key_value_table, rows_table, say, show
+from paced_curate.schema import SPECS, read_metadata
+
+
+@dataclass(frozen=True, kw_only=True)
+class InspectConfig:
+    """What to inspect and how."""
+
+    path: str
+    """A stage output: file, directory, or "-" for an Arrow stream on stdin."""
+    group_by: str | None = None
+    """For graded output: also report the evaluation numbers per value of this column."""
+
+
+def _first_parquet(path: Path) -> Path | None:
+    if path.is_file():
+        return path
+    for directory in shard_dirs(path) or [path]:
+        manifest = read_manifest(directory)
+        if manifest and manifest.get("parts"):
+            return directory / manifest["parts"][0]["file"]
+        parts = list_parts(directory) or sorted(directory.glob("*.parquet"))
+        if parts:
+            return parts[0]
+        for sub in ("train", "val"):
+            nested = directory / sub
+            if nested.is_dir() and list_parts(nested):
+                return list_parts(nested)[0]
+    return None
+
+
+def _detect(path: str) -> tuple[str | None, pa.Schema | None, dict | None, pa.Table | None]:
+    """The stage, schema, manifest and (for stdin) the table itself."""
+    if path == STDIO:
+        from paced_curate.io import read_ipc_stdin
+
+        table = read_ipc_stdin()
+        return read_metadata(table.schema).get("stage"), table.schema, None, table
+    target = Path(path)
+    if not target.exists():
+        raise InputError(f"{path}: no such file or directory")
+    manifest = read_manifest(target) if target.is_dir() else None
+    first = _first_parquet(target)
+    if first is None:
+        if target.suffix.lower() in (".jsonl", ".ndjson", ".json", ".csv") or target.is_dir():
+            return "problems", None, None, None
+        raise InputError(f"{path}: holds no Parquet files to inspect")
+    if first.suffix.lower() != ".parquet":
+        return "problems", None, None, None
+    try:
+        schema = pq.read_schema(first)
+    except pa.ArrowInvalid as error:
+        raise InputError(f"{first}: not a readable Parquet file (cut off mid-write?): {error}") from None
+    stage = (manifest or {}).get("stage") or read_metadata(schema).get("stage")
+    return stage or "problems", schema, manifest, None
+
+
+def run_inspect(config: InspectConfig) -> dict:
+    """Summarise a stage output as a JSON-ready dict (see the module docstring).
+
+    Raises:
+        InputError, SchemaError: the path is missing or not a valid stage output.
+    """
+    stage, schema, manifest, table = _detect(config.path)
+    report: dict = {"path": config.path, "stage": stage}
+    if stage == "problems":
+        from paced_curate.problems import read_problems
+
+        table = read_problems(config.path)
+        schema = table.schema
+    if stage == "export":
+        from paced_curate.export import inspect_export
+
+        report.update(inspect_export(config.path, manifest))
+        return report
+    if table is None:
+        table = read_table(config.path, SPECS[stage])
+    meta = read_metadata(table.schema)
+    report["rows"] = table.num_rows
+    report["schema"] = [[f.name, str(f.type)] for f in table.schema]
+    report["schema_version"] = meta.get("schema_version")
+    report["provenance"] = meta.get("provenance")
+    if manifest is not None:
+        report["manifest"] = {k: v for k, v in manifest.items() if k not in ("parts",)}
+        report["manifest"]["num_parts"] = len(manifest.get("parts", []))
+    report.update(stage_sections(stage, table, config))
+    return report
+
+
+def stage_sections(stage: str, table: pa.Table, config: InspectConfig) -> dict:
+    """The stage's own numbers (evaluation for grades, statistics for weights, ...)."""
+    if stage == "rollouts":
+        from paced_curate.rollout.summary import rollout_summary
+
+        return {"summary": rollout_summary(table)}
+    if stage == "grades":
+        from paced_curate.grade.metrics import evaluation_report
+
+        return {"evaluation": evaluation_report(table, config.group_by)}
+    if stage == "weights":
+        from paced_curate.weight import weight_statistics
+
+        return {"statistics": weight_statistics(table)}
+    return {}
+
+
+def render_inspect(report: dict) -> None:
+    """Print an inspect report with rich on stderr."""
+    rows = [("stage", report.get("stage")), ("rows", report.get("rows"))]
+    if report.get("schema_version"):
+        rows.append(("schema version", report["schema_version"]))
+    manifest = report.get("manifest") or {}
+    for key in ("complete", "created", "paced_version"):
+        if key in manifest:
+            rows.append((key, manifest[key]))
+    show(key_value_table(f"{report['path']}", rows))
+    if report.get("schema"):
+        show(rows_table("schema", ["column", "type"], report["schema"]))
+    provenance = report.get("provenance") or {}
+    settings = provenance.get("settings") or manifest.get("settings")
+    if settings:
+        show(key_value_table("settings", [(k, v) for k, v in settings.items()]))
+    stage = report.get("stage")
+    if stage == "rollouts":
+        from paced_curate.rollout.summary import render_rollout_summary
+
+        render_rollout_summary(report["summary"])
+    elif stage == "grades":
+        from paced_curate.grade.metrics import render_evaluation
+
+        render_evaluation(report["evaluation"])
+    elif stage == "weights":
+        from paced_curate.weight import render_weight_statistics
+
+        render_weight_statistics(report["statistics"])
+    elif stage == "export":
+        from paced_curate.export import render_export_inspection
+
+        render_export_inspection(report)
+    if not report.get("rows") and stage != "export":
+        say("the table is empty")

@@ -1,0 +1,25 @@
+"""Errors a user can act on.
+
+The CLI prints a `PacedError` as one line and exits with code 2 (no traceback unless
+`--debug`). Anything else is a bug and keeps its traceback.
+"""
+
+
+class PacedError(Exception):
+    """A problem with the user's input or settings, explained in one line."""
+
+
+class InputError(PacedError):
+    """An input file is missing, unreadable or malformed (the message names file, row, column)."""
+
+
+class SchemaError(PacedError):
+    """A table does not match the Arrow schema its stage declares."""
+
+
+class ConfigError(PacedError):
+    """A flag or config value is out of range or inconsistent with another."""
+
+
+class ResumeMismatch(PacedError):
+    """An existing output was made with different settings, so it cannot be resumed."""

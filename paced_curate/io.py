@@ -1,0 +1,289 @@
+"""Reading and writing stage tables: atomic files, numbered parts, manifests and Arrow pipes.
+
+Every file is written as `.<name>.tmp-<random>` in the target folder, flushed, fsynced and
+renamed into place, so a reader never sees half a file and a crash leaves only temp names,
+which every listing here ignores. A directory output holds `part-00000.parquet`, ... and a
+`manifest.json` written last. `-` as an input reads an Arrow IPC stream from stdin; `-o -`
+writes one to stdout.
+
+    table = read_table("graded/", GRADES)          # file, part directory, shard directories or "-"
+    write_table(table, "weights.parquet", WEIGHTS, provenance={...})
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import secrets
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from paced_curate.errors import InputError
+from paced_curate.schema import TableSpec, conform, stage_metadata
+
+STDIO = "-"
+MANIFEST = "manifest.json"
+PART_NAME = "part-{:05d}.parquet"
+PART_RE = re.compile(r"^part-(\d{5})\.parquet$")
+SHARD_NAME = "shard-{:05d}-of-{:05d}"
+SHARD_RE = re.compile(r"^shard-(\d{5})-of-(\d{5})$")
+TEMP_MARK = ".tmp-"
+COMPRESSION = "zstd"
+
+
+def is_temp(name: str) -> bool:
+    """Whether a file name is an unfinished atomic write."""
+    return name.startswith(".") and TEMP_MARK in name
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path next to `path`; on success fsync it and rename it to `path`.
+
+    On any exception the temporary file is removed and `path` is left untouched.
+    """
+    path = Path(path)
+    tmp = path.parent / f".{path.name}{TEMP_MARK}{secrets.token_hex(4)}"
+    try:
+        yield tmp
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _fsync_dir(directory: Path) -> None:
+    # The rename is only durable once the directory entry is on disk.
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_json(obj, path: str | Path) -> None:
+    """Write `obj` as indented JSON, atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def write_parquet(table: pa.Table, path: str | Path, row_group_size: int | None = None) -> str:
+    """Write `table` as zstd Parquet, atomically. Returns the file's sha256."""
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, compression=COMPRESSION, row_group_size=row_group_size)
+        digest = file_sha256(tmp)
+    return digest
+
+
+def file_sha256(path: str | Path) -> str:
+    """The sha256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def input_digest(path: str) -> str | None:
+    """A content hash of an input file or directory (sorted files), or None for stdin."""
+    if path == STDIO:
+        return None
+    target = Path(path)
+    if target.is_file():
+        return file_sha256(target)
+    digest = hashlib.sha256()
+    for file in sorted(p for p in target.rglob("*") if p.is_file() and not is_temp(p.name)):
+        digest.update(str(file.relative_to(target)).encode())
+        digest.update(file_sha256(file).encode())
+    return digest.hexdigest()
+
+
+# --- stdout as a data channel ---------------------------------------------------------------
+
+_claimed_stdout: BinaryIO | None = None
+
+
+def claim_stdout() -> BinaryIO:
+    """Return a binary stream on the real stdout and send everything else printed there to stderr.
+
+    vLLM's workers and some libraries print to stdout; in `paced ... -o - | paced ...` that
+    would corrupt the Arrow stream. So the real stdout is duplicated for the data and file
+    descriptor 1 is pointed at stderr, for this process and every child it starts.
+    """
+    global _claimed_stdout
+    if _claimed_stdout is not None:
+        return _claimed_stdout
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        # Not a real file descriptor (an in-process test runner): write to the buffer as is.
+        _claimed_stdout = sys.stdout.buffer
+        return _claimed_stdout
+    sys.stdout.flush()
+    data_fd = os.dup(fd)
+    os.dup2(sys.stderr.fileno(), fd)
+    _claimed_stdout = os.fdopen(data_fd, "wb")
+    return _claimed_stdout
+
+
+def write_ipc(table: pa.Table, sink: BinaryIO) -> None:
+    """Write `table` (schema metadata included) as an Arrow IPC stream."""
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    sink.flush()
+
+
+def read_ipc_stdin() -> pa.Table:
+    """Read an Arrow IPC stream from stdin."""
+    if sys.stdin is None or sys.stdin.isatty():
+        raise InputError("stdin: '-' reads an Arrow stream from a pipe, but nothing is piped in")
+    try:
+        return pa.ipc.open_stream(sys.stdin.buffer).read_all()
+    except (pa.ArrowInvalid, OSError) as error:
+        raise InputError(f"stdin: not an Arrow IPC stream (pipe in a paced '-o -' output): {error}") from None
+
+
+# --- reading stage tables -------------------------------------------------------------------
+
+
+def read_parquet(path: str | Path, columns: list[str] | None = None) -> pa.Table:
+    """Read one Parquet file, turning pyarrow's errors into one-line `InputError`s."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    try:
+        return pq.read_table(path, columns=columns)
+    except pa.ArrowInvalid as error:
+        raise InputError(f"{path}: not a readable Parquet file (cut off mid-write?): {error}") from None
+    except (OSError, pa.ArrowException) as error:
+        raise InputError(f"{path}: cannot read Parquet: {error}") from None
+
+
+def read_manifest(directory: Path) -> dict | None:
+    """The manifest of an output directory, or None if it has none."""
+    path = directory / MANIFEST
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise InputError(f"{path}: not valid JSON: {error}") from None
+
+
+def list_parts(directory: Path) -> list[Path]:
+    """The finished part files of a directory, in order (temp files are ignored)."""
+    return sorted(p for p in directory.iterdir() if PART_RE.match(p.name))
+
+
+def shard_dirs(directory: Path) -> list[Path]:
+    """The `shard-IIIII-of-NNNNN` subdirectories of a directory, in order."""
+    return sorted(p for p in directory.iterdir() if p.is_dir() and SHARD_RE.match(p.name))
+
+
+def _read_part_dir(directory: Path, spec: TableSpec, columns: list[str] | None, require_complete: bool) -> pa.Table:
+    manifest = read_manifest(directory)
+    if manifest is not None:
+        if manifest.get("stage") not in (None, spec.stage):
+            raise InputError(
+                f"{directory}: holds a '{manifest.get('stage')}' output, expected '{spec.stage}'"
+                + (f" (make one with '{spec.produced_by}')" if spec.produced_by else "")
+            )
+        if require_complete and not manifest.get("complete", False):
+            raise InputError(f"{directory}: is unfinished; rerun the command that wrote it to complete it")
+        parts = [directory / part["file"] for part in manifest.get("parts", [])]
+    else:
+        parts = list_parts(directory) or sorted(
+            p for p in directory.glob("*.parquet") if not is_temp(p.name)
+        )
+    if not parts:
+        raise InputError(f"{directory}: holds no Parquet files")
+    tables = [conform(read_parquet(p, columns), spec, str(p)) for p in parts]
+    return _concat(tables, parts)
+
+
+def _concat(tables: list[pa.Table], sources: list[Path]) -> pa.Table:
+    try:
+        return pa.concat_tables(tables, promote_options="permissive")
+    except pa.ArrowInvalid as error:
+        raise InputError(f"{sources[0].parent}: parts have incompatible columns: {error}") from None
+
+
+def _read_shards(directory: Path, spec: TableSpec, columns: list[str] | None) -> pa.Table:
+    shards = shard_dirs(directory)
+    counts = {int(SHARD_RE.match(s.name).group(2)) for s in shards}
+    if len(counts) > 1:
+        raise InputError(f"{directory}: mixes shard counts {sorted(counts)}; keep the shards of one run")
+    (count,) = counts
+    present = {int(SHARD_RE.match(s.name).group(1)) for s in shards}
+    missing = sorted(set(range(count)) - present)
+    if missing:
+        raise InputError(f"{directory}: shards {', '.join(f'{i}/{count}' for i in missing)} are missing")
+    tables = [_read_part_dir(s, spec, columns, require_complete=True) for s in shards]
+    check_disjoint_shards(tables, shards)
+    return _concat(tables, shards)
+
+
+def check_disjoint_shards(tables: list[pa.Table], sources: list[Path]) -> None:
+    """Refuse shard outputs that share a problem id (overlapping shards)."""
+    owner: dict[str, Path] = {}
+    for table, source in zip(tables, sources):
+        for problem_id in set(table.column("problem_id").to_pylist()):
+            if problem_id in owner:
+                raise InputError(
+                    f"{source.parent}: shards {owner[problem_id].name} and {source.name} overlap "
+                    f"(both hold problem_id {problem_id!r})"
+                )
+            owner[problem_id] = source
+
+
+def read_table(path: str, spec: TableSpec, columns: list[str] | None = None) -> pa.Table:
+    """Read and validate a stage table from a file, a directory or stdin (`-`).
+
+    Args:
+        path: a `.parquet` file, an output directory (parts + manifest), a directory of
+            `shard-*` directories, or "-" for an Arrow IPC stream on stdin.
+        spec: the stage's `TableSpec`, checked with `conform`.
+        columns: read only these columns (files and directories only).
+
+    Raises:
+        InputError: the path is missing, unreadable, unfinished, or its shards overlap.
+        SchemaError: the table does not match `spec`.
+    """
+    if path == STDIO:
+        return conform(read_ipc_stdin(), spec, "stdin")
+    target = Path(path)
+    if not target.exists():
+        raise InputError(f"{path}: no such file or directory")
+    if target.is_dir():
+        if shard_dirs(target) and read_manifest(target) is None:
+            return _read_shards(target, spec, columns)
+        return _read_part_dir(target, spec, columns, require_complete=True)
+    return conform(read_parquet(target, columns), spec, str(target))
+
+
+def write_table(
+    table: pa.Table, output: str, spec: TableSpec, provenance: dict | None = None
+) -> str | None:
+    """Write a whole stage table to a `.parquet` file (atomically) or to stdout (`-`).
+
+    Returns:
+        The file's sha256, or None for stdout.
+    """
+    table = table.replace_schema_metadata(stage_metadata(spec.stage, provenance))
+    if output == STDIO:
+        write_ipc(table, claim_stdout())
+        return None
+    path = Path(output)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return write_parquet(table, path)

@@ -1,0 +1,305 @@
+"""Reading problem sets: JSONL, JSON, CSV, Parquet, local Hugging Face datasets, or a pipe.
+
+Every reader returns the same table (`schema.PROBLEMS`): `problem_id`, `prompt`, `answer`,
+`messages` when the prompt is a chat, and every other column passed through. Field names are
+found among common ones or set with `--id-field`, `--prompt-field`, `--answer-field`.
+Problems without ids get a stable content hash; duplicate ids are an error.
+
+    table = read_problems("math.jsonl", FieldMap(prompt_field="problem"))
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io as stdio
+import json
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+
+from paced_curate.errors import InputError
+from paced_curate.io import STDIO, read_ipc_stdin, read_parquet
+from paced_curate.schema import MESSAGE, PROBLEMS, conform
+
+ID_CANDIDATES = ("problem_id", "id", "unique_id", "uid")
+PROMPT_CANDIDATES = ("prompt", "problem", "question", "messages", "input")
+ANSWER_CANDIDATES = ("answer", "gold", "final_answer", "ground_truth", "target")
+
+
+@dataclass(frozen=True, kw_only=True)
+class FieldMap:
+    """Which input columns hold the id, the prompt and the gold answer."""
+
+    id_field: str | None = None
+    """Column with unique problem ids; by default the first of problem_id, id, unique_id, uid, else a content hash."""
+    prompt_field: str | None = None
+    """Column with the prompt (text or chat messages); by default the first of prompt, problem, question, messages, input."""
+    answer_field: str | None = None
+    """Column with the gold answer; by default the first of answer, gold, final_answer, ground_truth, target."""
+    split: str | None = None
+    """Split of a Hugging Face dataset folder; needed only when it has several."""
+
+
+def read_problems(path: str, fields: FieldMap | None = None) -> pa.Table:
+    """Read a problem set and normalise it to the problems schema.
+
+    Args:
+        path: a .jsonl/.ndjson, .json, .csv or .parquet file, a local Hugging Face dataset
+            folder (`save_to_disk` output or a folder of data files), or "-" (Arrow stream).
+        fields: column mapping; see `FieldMap`.
+
+    Returns:
+        A table with `problem_id`, `prompt`, `answer` (strings), `messages` for chat prompts,
+        and the other input columns.
+
+    Raises:
+        InputError: the file is missing, empty or malformed, a mapped column is missing, a
+            value is null or of the wrong kind, or ids repeat. The message names file and row.
+    """
+    fields = fields or FieldMap()
+    raw = _load(path, fields)
+    if raw.num_rows == 0:
+        raise InputError(f"{path}: holds no problems")
+    return _normalise(raw, fields, path)
+
+
+@dataclass
+class _Columns:
+    """Input columns: Python values for text files (so 12 stays "12", not "12.0"), Arrow for tables."""
+
+    data: dict[str, list | pa.ChunkedArray]
+    num_rows: int
+    lines: list[int] | None = None
+    """Each row's line number, for text files."""
+
+    @classmethod
+    def from_table(cls, table: pa.Table) -> _Columns:
+        return cls({name: table.column(name) for name in table.column_names}, table.num_rows)
+
+    @classmethod
+    def from_rows(cls, rows: list[dict], lines: list[int] | None = None) -> _Columns:
+        names: dict[str, None] = {}
+        for row in rows:
+            names.update(dict.fromkeys(row))
+        return cls({name: [row.get(name) for row in rows] for name in names}, len(rows), lines)
+
+    def where(self, index: int) -> str:
+        return f"line {self.lines[index]}" if self.lines is not None else f"row {index}"
+
+    def values(self, name: str) -> list:
+        column = self.data[name]
+        return column if isinstance(column, list) else column.to_pylist()
+
+    def arrow(self, name: str, path: str) -> pa.Array | pa.ChunkedArray:
+        """A column as Arrow; a column of mixed types is named instead of silently nulled."""
+        column = self.data[name]
+        if not isinstance(column, list):
+            return column
+        try:
+            return pa.array(column)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
+            kinds: dict[str, int] = {}
+            for index, value in enumerate(column):
+                kinds.setdefault(type(value).__name__, index)
+            first = [f"{kind} at {self.where(index)}" for kind, index in kinds.items()]
+            raise InputError(f"{path}: column '{name}' mixes value types ({', '.join(first[:3])})") from None
+
+
+def _load(path: str, fields: FieldMap) -> _Columns:
+    if path == STDIO:
+        return _Columns.from_table(read_ipc_stdin())
+    target = Path(path)
+    if not target.exists():
+        raise InputError(f"{path}: no such file or directory")
+    if target.is_dir():
+        return _Columns.from_table(_load_hf_dataset(target, fields.split))
+    suffix = target.suffix.lower()
+    if suffix in (".jsonl", ".ndjson"):
+        return _load_jsonl(target)
+    if suffix == ".json":
+        return _load_json(target)
+    if suffix == ".csv":
+        return _load_csv(target)
+    if suffix == ".parquet":
+        return _Columns.from_table(read_parquet(target))
+    raise InputError(f"{path}: unknown problem file type {suffix!r}; use .jsonl, .json, .csv, .parquet or a dataset folder")
+
+
+def _read_text(path: Path) -> str:
+    data = path.read_bytes()
+    if not data.strip():
+        raise InputError(f"{path}: is empty")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        column = error.start - (data.rfind(b"\n", 0, error.start) + 1) + 1
+        raise InputError(
+            f"{path} line {line}, column {column}: not valid UTF-8 (byte 0x{data[error.start]:02x})"
+        ) from None
+
+
+def _load_jsonl(path: Path) -> _Columns:
+    rows, lines = [], []
+    for number, line in enumerate(_read_text(path).splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise InputError(f"{path} line {number}, column {error.colno}: malformed JSON: {error.msg}") from None
+        if not isinstance(row, dict):
+            raise InputError(f"{path} line {number}: expected a JSON object, got {type(row).__name__}")
+        rows.append(row)
+        lines.append(number)
+    return _Columns.from_rows(rows, lines)
+
+
+def _load_json(path: Path) -> _Columns:
+    try:
+        data = json.loads(_read_text(path))
+    except json.JSONDecodeError as error:
+        raise InputError(f"{path} line {error.lineno}, column {error.colno}: malformed JSON: {error.msg}") from None
+    if isinstance(data, dict):
+        lists = [value for value in data.values() if isinstance(value, list)]
+        if len(lists) != 1:
+            raise InputError(f"{path}: expected a list of problems (or an object holding exactly one list)")
+        data = lists[0]
+    if not isinstance(data, list):
+        raise InputError(f"{path}: expected a list of problems, got {type(data).__name__}")
+    for index, row in enumerate(data):
+        if not isinstance(row, dict):
+            raise InputError(f"{path} row {index}: expected a JSON object, got {type(row).__name__}")
+    return _Columns.from_rows(data)
+
+
+def _load_csv(path: Path) -> _Columns:
+    reader = csv.DictReader(stdio.StringIO(_read_text(path), newline=""))
+    if not reader.fieldnames:
+        raise InputError(f"{path}: has no header row")
+    rows, lines = [], []
+    try:
+        for row in reader:
+            if None in row:
+                raise InputError(f"{path} line {reader.line_num}: has more fields than the header")
+            rows.append(row)
+            lines.append(reader.line_num)
+    except csv.Error as error:
+        raise InputError(f"{path} line {reader.line_num}: malformed CSV: {error}") from None
+    return _Columns.from_rows(rows, lines)
+
+
+def _load_hf_dataset(path: Path, split: str | None) -> pa.Table:
+    import datasets
+
+    try:
+        if (path / "dataset_dict.json").exists() or (path / "state.json").exists():
+            loaded = datasets.load_from_disk(str(path))
+        else:
+            loaded = datasets.load_dataset(str(path))
+    except Exception as error:  # datasets raises many types for unreadable folders
+        raise InputError(f"{path}: not a readable Hugging Face dataset folder: {error}") from None
+    if isinstance(loaded, datasets.DatasetDict):
+        names = list(loaded)
+        if split is None and len(names) == 1:
+            split = names[0]
+        if split not in loaded:
+            raise InputError(f"{path}: choose a split with --split ({', '.join(names)})")
+        loaded = loaded[split]
+    return loaded.with_format("arrow")[:]
+
+
+def _pick(names: list[str], chosen: str | None, candidates: tuple[str, ...], flag: str, path: str, required: bool) -> str | None:
+    if chosen is not None:
+        if chosen not in names:
+            raise InputError(f"{path}: has no column {chosen!r} ({flag}); columns: {', '.join(names)}")
+        return chosen
+    for name in candidates:
+        if name in names:
+            return name
+    if required:
+        raise InputError(
+            f"{path}: found none of {', '.join(candidates)}; name the column with {flag} (columns: {', '.join(names)})"
+        )
+    return None
+
+
+def _normalise(raw: _Columns, fields: FieldMap, path: str) -> pa.Table:
+    names = list(raw.data)
+    id_col = _pick(names, fields.id_field, ID_CANDIDATES, "--id-field", path, required=False)
+    prompt_col = _pick(names, fields.prompt_field, PROMPT_CANDIDATES, "--prompt-field", path, required=True)
+    answer_col = _pick(names, fields.answer_field, ANSWER_CANDIDATES, "--answer-field", path, required=True)
+
+    prompts, messages = _prompt_columns(raw.values(prompt_col), path, raw.where)
+    answers = _answer_column(raw.values(answer_col), path, answer_col, raw.where)
+    if id_col is not None:
+        ids = []
+        for index, value in enumerate(raw.values(id_col)):
+            if value is None or value == "":
+                raise InputError(f"{path} {raw.where(index)}: column '{id_col}' (the id) is empty")
+            ids.append(str(value))
+    else:
+        ids = [_content_id(p, m, a) for p, m, a in zip(prompts, messages or [None] * len(prompts), answers)]
+    _check_unique(ids, path, raw.where, derived=id_col is None)
+
+    out = {"problem_id": pa.array(ids, pa.string()), "prompt": pa.array(prompts, pa.string()), "answer": pa.array(answers, pa.string())}
+    if messages is not None:
+        out["messages"] = pa.array(messages, pa.list_(MESSAGE))
+    for name in names:
+        if name in (id_col, prompt_col, answer_col):
+            continue
+        if name in out:
+            raise InputError(f"{path}: column {name!r} clashes with the mapped {name} column; rename one of them")
+        out[name] = raw.arrow(name, path)
+    return conform(pa.table(out), PROBLEMS, path)
+
+
+def _prompt_columns(values: list, path: str, row_name) -> tuple[list[str], list | None]:
+    is_chat = any(isinstance(value, list) for value in values)
+    prompts, messages = [], [] if is_chat else None
+    for index, value in enumerate(values):
+        if value is None:
+            raise InputError(f"{path} {row_name(index)}: the prompt is null")
+        if is_chat:
+            if not all(isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str) for m in value) or not value:
+                raise InputError(f"{path} {row_name(index)}: chat prompt must be a list of {{role, content}} messages")
+            messages.append([{"role": m["role"], "content": m["content"]} for m in value])
+            users = [m["content"] for m in value if m["role"] == "user"]
+            prompts.append(users[-1] if users else value[-1]["content"])
+        elif isinstance(value, str):
+            prompts.append(value)
+        else:
+            raise InputError(f"{path} {row_name(index)}: the prompt is a {type(value).__name__}, expected text or chat messages")
+    return prompts, messages
+
+
+def _answer_column(values: list, path: str, name: str, row_name) -> list[str]:
+    answers = []
+    for index, value in enumerate(values):
+        if value is None:
+            raise InputError(f"{path} {row_name(index)}: column '{name}' (the answer) is null")
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            raise InputError(f"{path} {row_name(index)}: column '{name}' (the answer) is a {type(value).__name__}, expected text or a number")
+        answers.append(value if isinstance(value, str) else str(value))
+    return answers
+
+
+def _content_id(prompt: str, messages, answer: str) -> str:
+    text = json.dumps({"prompt": messages if messages is not None else prompt, "answer": answer}, sort_keys=True)
+    return "p" + hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _check_unique(ids: list[str], path: str, row_name, derived: bool) -> None:
+    seen: dict[str, list[int]] = defaultdict(list)
+    for index, problem_id in enumerate(ids):
+        seen[problem_id].append(index)
+    repeated = [(pid, rows) for pid, rows in seen.items() if len(rows) > 1]
+    if not repeated:
+        return
+    shown = "; ".join(f"{pid!r} at {', '.join(row_name(r) for r in rows[:3])}" for pid, rows in repeated[:3])
+    more = f"; and {len(repeated) - 3} more" if len(repeated) > 3 else ""
+    what = "identical problems (same prompt and answer)" if derived else "duplicate problem ids"
+    raise InputError(f"{path}: {what}: {shown}{more}")

@@ -1,0 +1,59 @@
+"""Shared fixtures: the tiny model (built once per session), problem files, and a CLI runner."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from paced_curate.cli import app
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """A randomly initialised 2-layer Qwen2 model with the character tokenizer."""
+    from paced_curate.toy.models import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny")
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return path
+
+
+@pytest.fixture
+def problems_jsonl(tmp_path) -> Path:
+    """Six small arithmetic problems with ids, answers and a difficulty column."""
+    rows = [
+        {"id": f"q{i}", "question": f"What is {i} + {i + 1}?", "answer": str(2 * i + 1), "difficulty": "easy" if i < 3 else "hard"}
+        for i in range(6)
+    ]
+    return write_jsonl(tmp_path / "problems.jsonl", rows)
+
+
+class Cli:
+    """Runs `paced` in-process, like a user would from a shell."""
+
+    def __init__(self) -> None:
+        self.runner = CliRunner()
+
+    def __call__(self, *args: str, input: bytes | str | None = None):
+        return self.runner.invoke(app, [str(a) for a in args], input=input)
+
+
+@pytest.fixture
+def cli() -> Cli:
+    return Cli()
+
+
+def assert_user_error(result, expected: str) -> None:
+    """A user error: exit code 2, one line on stderr containing `expected`, no traceback."""
+    assert result.exit_code == 2, (result.exit_code, result.output)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: "), lines[0]
+    assert expected in lines[0], lines[0]
+    assert "Traceback" not in result.output
