@@ -18,8 +18,9 @@ from typing import Annotated, Optional
 import typer
 
 from paced_curate import __version__
-from paced_curate.errors import PacedError
-from paced_curate.report import console
+from paced_curate.errors import ConfigError, PacedError
+from paced_curate.report import console, key_value_table, show
+from paced_curate.rollout.prompts import DEFAULT_TEMPLATE
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -52,6 +53,8 @@ def main_options(
     # vLLM and transformers read these when first imported, which happens later.
     os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING" if quiet else "INFO")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error" if quiet else "info")
+    if quiet:
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     logging.basicConfig(level=logging.WARNING if quiet else logging.INFO)
 
 
@@ -74,6 +77,86 @@ def fails_cleanly(command):
 def print_json(obj) -> None:
     """Print exactly one JSON document on stdout."""
     typer.echo(json.dumps(obj, default=str))
+
+
+def render_result(title: str, result: dict) -> None:
+    """Print a stage's result as a two-column table on stderr."""
+    show(key_value_table(title, list(result.items())))
+
+
+@app.command("rollout")
+@fails_cleanly
+def rollout_command(
+    problems: Annotated[str, typer.Argument(help="Problem set (.jsonl/.json/.csv/.parquet, HF dataset folder, or -).")],
+    model: Annotated[str, typer.Option("--model", "-m", help="Local model folder (or served model name for --engine openai).")],
+    output: Annotated[str, typer.Option("--output", "-o", help="Output directory (resumable), or - for an Arrow stream.")],
+    samples: Annotated[int, typer.Option("--samples", "-k", help="Samples per problem (K).")] = 8,
+    temperature: Annotated[float, typer.Option(help="Sampling temperature (0 = greedy).")] = 1.0,
+    top_p: Annotated[float, typer.Option("--top-p", help="Nucleus sampling threshold.")] = 1.0,
+    max_tokens: Annotated[int, typer.Option("--max-tokens", help="Most tokens generated per sample.")] = 1024,
+    seed: Annotated[int, typer.Option(help="Run seed; each sample's seed derives from (seed, problem_id, sample index).")] = 0,
+    engine: Annotated[str, typer.Option(help="vllm, hf (transformers) or openai (OpenAI-compatible server).")] = "vllm",
+    template: Annotated[str, typer.Option(help="Prompt template; {prompt} is replaced by the problem.")] = DEFAULT_TEMPLATE,
+    system_prompt: Annotated[Optional[str], typer.Option("--system-prompt", help="Optional system prompt.")] = None,
+    chat_template: Annotated[str, typer.Option("--chat-template", help="auto, on or off: apply the tokenizer's chat template.")] = "auto",
+    id_field: Annotated[Optional[str], typer.Option("--id-field", help="Column holding problem ids.")] = None,
+    prompt_field: Annotated[Optional[str], typer.Option("--prompt-field", help="Column holding the prompt.")] = None,
+    answer_field: Annotated[Optional[str], typer.Option("--answer-field", help="Column holding the gold answer.")] = None,
+    split: Annotated[Optional[str], typer.Option(help="Split of a Hugging Face dataset folder.")] = None,
+    problems_per_part: Annotated[int, typer.Option("--problems-per-part", help="Problems per part file.")] = 256,
+    shard: Annotated[Optional[str], typer.Option(help="I/N: generate only every N-th problem, starting at I.")] = None,
+    gpus: Annotated[Optional[str], typer.Option(help="Comma-separated GPU ids: one shard process per GPU.")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Delete an existing output and start afresh.")] = False,
+    tensor_parallel_size: Annotated[int, typer.Option("--tensor-parallel-size", help="vllm: GPUs per engine.")] = 1,
+    gpu_memory_utilization: Annotated[
+        Optional[float], typer.Option("--gpu-memory-utilization", help="vllm: memory fraction (default 0.9 GPU, 0.2 CPU).")
+    ] = None,
+    max_model_len: Annotated[Optional[int], typer.Option("--max-model-len", help="Longest prompt + completion.")] = None,
+    dtype: Annotated[str, typer.Option(help="auto, float32, bfloat16 or float16.")] = "auto",
+    batch_size: Annotated[int, typer.Option("--batch-size", help="hf: sequences per generate call.")] = 64,
+    max_in_flight: Annotated[int, typer.Option("--max-in-flight", help="vllm: problems in the scheduler at a time.")] = 1024,
+    base_url: Annotated[Optional[str], typer.Option("--base-url", help="openai: server URL, e.g. http://127.0.0.1:8000/v1.")] = None,
+    api_key: Annotated[Optional[str], typer.Option("--api-key", help="openai: API key (default $OPENAI_API_KEY).")] = None,
+    tokenizer: Annotated[Optional[str], typer.Option(help="openai: local tokenizer folder to render prompts.")] = None,
+    concurrency: Annotated[int, typer.Option(help="openai: requests in flight.")] = 32,
+    request_timeout: Annotated[float, typer.Option("--request-timeout", help="openai: seconds per request attempt.")] = 600.0,
+    max_retries: Annotated[int, typer.Option("--max-retries", help="openai: retries on 5xx, 429, timeouts.")] = 5,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as one JSON document on stdout.")] = False,
+) -> None:
+    """Generate K student samples per problem (vLLM by default), resumable after a crash.
+
+    Example: paced rollout problems.jsonl --model models/student -k 8 -o rollouts/
+    """
+    from paced_curate.problems import FieldMap
+    from paced_curate.rollout import RolloutConfig, run_rollout
+    from paced_curate.rollout.prompts import PromptFormat
+
+    if as_json and output == "-":
+        raise ConfigError("--json and -o - both write to stdout; choose one")
+    config = RolloutConfig(
+        problems=problems, model=model, output=output, samples=samples, temperature=temperature, top_p=top_p,
+        max_tokens=max_tokens, seed=seed, engine=engine,
+        prompt_format=PromptFormat(template=template, system_prompt=system_prompt, chat_template=chat_template),
+        fields=FieldMap(id_field=id_field, prompt_field=prompt_field, answer_field=answer_field, split=split),
+        problems_per_part=problems_per_part, shard=shard, gpus=tuple(g.strip() for g in gpus.split(",")) if gpus else (),
+        overwrite=overwrite, tensor_parallel_size=tensor_parallel_size, gpu_memory_utilization=gpu_memory_utilization,
+        max_model_len=max_model_len, dtype=dtype, batch_size=batch_size, max_in_flight=max_in_flight, base_url=base_url, api_key=api_key,
+        tokenizer=tokenizer, concurrency=concurrency, request_timeout=request_timeout, max_retries=max_retries,
+    )
+    result = run_rollout(config)
+    render_result("rollout", result.to_dict())
+    if as_json:
+        print_json(result.to_dict())
+
+# grade command
+
+# weight command
+
+# export command
+
+# distill command
+
+# demo command
 
 
 @app.command("inspect")

@@ -137,3 +137,49 @@ def save_histograms_png(path: str | Path, panels: list[tuple[str, list[str], lis
         figure.savefig(tmp, format="png", dpi=100)
     plt.close(figure)
     return path
+
+
+class StageProgress:
+    """A progress line on stderr: done of total, throughput counters per second, and ETA.
+
+    Example:
+        with StageProgress("rollout", total=1000, unit="problems", rates={"samples": "samples/s"}) as progress:
+            progress.advance(8, samples=64)
+    """
+
+    def __init__(self, description: str, total: int, unit: str, completed: int = 0, rates: dict[str, str] | None = None) -> None:
+        import time
+
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.rates = rates or {}
+        self.counters = dict.fromkeys(self.rates, 0.0)
+        self.started = time.perf_counter()
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn(unit),
+            TextColumn("{task.fields[rates]}"),
+            TimeRemainingColumn(),
+            console=console(),
+            transient=False,
+        )
+        self.task = self.progress.add_task(description, total=total, completed=completed, rates="")
+
+    def __enter__(self) -> "StageProgress":
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.progress.stop()
+
+    def advance(self, steps: int, **counters: float) -> None:
+        """Mark `steps` more units done and add to the named counters."""
+        import time
+
+        for name, value in counters.items():
+            self.counters[name] += value
+        elapsed = max(time.perf_counter() - self.started, 1e-9)
+        rates = " • ".join(f"{self.counters[name] / elapsed:,.0f} {label}" for name, label in self.rates.items())
+        self.progress.update(self.task, advance=steps, rates=rates)

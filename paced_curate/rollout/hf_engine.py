@@ -1,0 +1,130 @@
+"""The transformers engine: batched `generate` with left padding, for machines without vLLM.
+
+Sampling happens in a logits processor that draws each row's token from that row's own
+`torch.Generator` (seeded with the sample's seed) and masks every other token, so `generate`
+then picks it greedily. A row's draws therefore depend only on its seed and its logits, not
+on which other rows share the batch or how many there are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+from paced_curate.rollout.requests import FINISH_LENGTH, FINISH_STOP, Request, Sample, Sampling, error_samples
+
+
+class SeededSampler:
+    """A logits processor that samples each row with its own seeded generator.
+
+    Args:
+        seeds: one seed per batch row.
+        temperature: sampling temperature; 0 leaves the scores alone (greedy).
+        top_p: nucleus threshold.
+    """
+
+    def __init__(self, seeds: list[int], temperature: float, top_p: float) -> None:
+        import torch
+
+        self.temperature = temperature
+        self.top_p = top_p
+        self.generators = [torch.Generator().manual_seed(seed) for seed in seeds]
+
+    def __call__(self, input_ids, scores):
+        import torch
+
+        if self.temperature == 0:
+            return scores
+        probs = torch.softmax(scores.float() / self.temperature, dim=-1)
+        if self.top_p < 1:
+            sorted_probs, order = probs.sort(dim=-1, descending=True)
+            # Keep the smallest prefix whose mass reaches top_p (the first token always stays).
+            outside = sorted_probs.cumsum(-1) - sorted_probs >= self.top_p
+            sorted_probs = sorted_probs.masked_fill(outside, 0.0)
+            probs = torch.zeros_like(probs).scatter(-1, order, sorted_probs)
+            probs = probs / probs.sum(-1, keepdim=True)
+        uniforms = torch.stack([torch.rand((), generator=g, dtype=torch.float64) for g in self.generators])
+        cdf = probs.double().cumsum(-1)
+        tokens = torch.searchsorted(cdf, (uniforms * cdf[:, -1]).unsqueeze(-1)).clamp(max=probs.shape[-1] - 1)
+        masked = torch.full_like(scores, float("-inf"))
+        return masked.scatter(-1, tokens, 0.0)
+
+
+class HfEngine:
+    """A transformers causal LM and tokenizer, on CUDA when available."""
+
+    def __init__(self, model: str, *, dtype: str = "auto", max_model_len: int | None = None, batch_size: int = 64) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        torch_dtype = "auto" if dtype == "auto" else getattr(torch, dtype)
+        self.model = AutoModelForCausalLM.from_pretrained(model, dtype=torch_dtype).to(self.device).eval()
+        self.tokenizer = AutoTokenizer.from_pretrained(model)
+        self.tokenizer.padding_side = "left"
+        eos = self.model.generation_config.eos_token_id
+        eos = [eos] if isinstance(eos, int) else list(eos or [])
+        if self.tokenizer.eos_token_id is not None and self.tokenizer.eos_token_id not in eos:
+            eos.append(self.tokenizer.eos_token_id)
+        self.eos_ids = eos
+        self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else eos[0]
+        self.max_model_len = max_model_len or self.model.config.max_position_embeddings
+        self.batch_size = batch_size
+
+    def generate(self, requests: Iterable[Request], sampling: Sampling) -> Iterator[tuple[Request, list[Sample]]]:
+        """Generate K samples per request, `batch_size` rows per `generate` call, in order."""
+        rows: list[tuple[Request, int]] = []
+        done: dict[int, list[Sample]] = {}
+        for request in requests:
+            if len(request.prompt_ids) >= self.max_model_len:
+                message = f"prompt has {len(request.prompt_ids)} tokens; the model takes at most {self.max_model_len}"
+                yield request, error_samples(request, sampling.num_samples, message)
+                continue
+            rows.extend((request, i) for i in range(sampling.num_samples))
+            while len(rows) >= self.batch_size:
+                batch, rows = rows[: self.batch_size], rows[self.batch_size :]
+                yield from self._run(batch, sampling, done)
+        if rows:
+            yield from self._run(rows, sampling, done)
+
+    def _run(self, rows, sampling: Sampling, done: dict) -> Iterator[tuple[Request, list[Sample]]]:
+        samples = self._generate_rows(rows, sampling)
+        for (request, index), sample in zip(rows, samples):
+            done.setdefault(request.index, []).append(sample)
+            if index == sampling.num_samples - 1:
+                yield request, done.pop(request.index)
+
+    def _generate_rows(self, rows, sampling: Sampling) -> list[Sample]:
+        import torch
+        from transformers import GenerationConfig, LogitsProcessorList
+
+        width = max(len(request.prompt_ids) for request, _ in rows)
+        input_ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        attention = torch.zeros((len(rows), width), dtype=torch.long)
+        for row, (request, _) in enumerate(rows):
+            ids = request.prompt_ids
+            input_ids[row, width - len(ids) :] = torch.tensor(ids)
+            attention[row, width - len(ids) :] = 1
+        budget = min(sampling.max_tokens, self.max_model_len - width)
+        config = GenerationConfig(
+            do_sample=False, max_new_tokens=budget, eos_token_id=self.eos_ids, pad_token_id=self.pad_id
+        )
+        sampler = SeededSampler([request.seed + index for request, index in rows], sampling.temperature, sampling.top_p)
+        with torch.inference_mode():
+            out = self.model.generate(
+                input_ids=input_ids.to(self.device),
+                attention_mask=attention.to(self.device),
+                generation_config=config,
+                logits_processor=LogitsProcessorList([sampler]),
+            )
+        generated = out[:, width:].tolist()
+        samples = []
+        for (request, _), tokens in zip(rows, generated):
+            stop = next((i for i, token in enumerate(tokens) if token in self.eos_ids), None)
+            kept = tokens if stop is None else tokens[: stop + 1]
+            text = self.tokenizer.decode(kept, skip_special_tokens=True)
+            reason = FINISH_LENGTH if stop is None else FINISH_STOP
+            samples.append(Sample(text, reason, len(kept), len(request.prompt_ids)))
+        return samples
+
+    def close(self) -> None:
+        """Nothing to shut down; the model is freed with the engine."""

