@@ -75,9 +75,12 @@ ROLLOUT_FIELDS = (
     _f("error", pa.string(), nullable=True),
 )
 
+# Rollouts and grades carry the problem set's other columns (difficulty, source, ...) so that
+# later stages can group by them without a join.
 ROLLOUTS = TableSpec(
     stage="rollouts",
     fields=ROLLOUT_FIELDS,
+    passthrough=True,
     allowed_values={"finish_reason": FINISH_REASONS},
     produced_by="paced rollout",
 )
@@ -92,6 +95,7 @@ GRADES = TableSpec(
         _f("scored", pa.bool_()),
     ),
     optional=(_f("audit_verdict", pa.string(), nullable=True),),
+    passthrough=True,
     allowed_values={"finish_reason": FINISH_REASONS, "verdict": VERDICTS},
     produced_by="paced grade",
 )

@@ -68,7 +68,6 @@ def _table(row: dict, **changes) -> pa.Table:
 VIOLATIONS = [
     ("missing", _table(GRADE_ROW, verdict=..., grader=...), "g.parquet: not a valid grades table: missing columns 'verdict', 'grader'"),
     ("wrong type", _table(GRADE_ROW, scored="yes"), "g.parquet: not a valid grades table: column 'scored' has type string, expected bool"),
-    ("unknown column", _table(GRADE_ROW, color="red"), "g.parquet: not a valid grades table: unexpected column 'color'"),
     ("bad value", _table(GRADE_ROW, verdict="maybe"), "g.parquet row 0: column 'verdict' has value 'maybe'; allowed: correct, incorrect, no_answer, truncated, timeout, error"),
     ("null", pa.table({k: pa.array([v], pa.string() if k == "problem_id" else None) for k, v in (GRADE_ROW | {"problem_id": None}).items()}), "g.parquet row 0: column 'problem_id' is null"),
 ]
@@ -88,6 +87,11 @@ def test_wrong_stage_and_wrong_version_are_refused():
     future = table.replace_schema_metadata({b"paced.schema_version": b"99", b"paced.stage": b"rollouts"})
     with pytest.raises(SchemaError, match="written with paced schema version 99; this paced reads version 1"):
         conform(future, ROLLOUTS, "r.parquet")
+
+
+def test_tables_without_passthrough_refuse_unknown_columns():
+    with pytest.raises(SchemaError, match="w.parquet: not a valid weights table: unexpected column 'color'"):
+        conform(_table(WEIGHT_ROW, color="red"), WEIGHTS, "w.parquet")
 
 
 def test_build_table_refuses_rows_with_unexpected_keys():
