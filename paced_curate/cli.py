@@ -148,7 +148,41 @@ def rollout_command(
     if as_json:
         print_json(result.to_dict())
 
-# grade command
+@app.command("grade")
+@fails_cleanly
+def grade_command(
+    rollouts: Annotated[str, typer.Argument(help="Rollouts: paced rollout output directory, .parquet file, or - for a pipe.")],
+    output: Annotated[str, typer.Option("--output", "-o", help="Output directory (resumable), or - for an Arrow stream.")],
+    grader: Annotated[str, typer.Option(help="math, exact, numeric, choice, or module:function for your own grader.")] = "math",
+    workers: Annotated[Optional[int], typer.Option(help="Grading processes (default: number of CPUs).")] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds per sample; past it the worker is killed and the verdict is 'timeout'.")] = 5.0,
+    truncated: Annotated[str, typer.Option(help="Truncated samples (finish_reason=length): wrong (count as failures) or exclude.")] = "wrong",
+    errors: Annotated[str, typer.Option(help="Grading failures (timeout, error): exclude (from the pass rate) or wrong.")] = "exclude",
+    tolerance: Annotated[Optional[float], typer.Option(help="numeric grader: absolute or relative tolerance (default 1e-6).")] = None,
+    audit: Annotated[Optional[str], typer.Option(help="Grade with this second grader too and report the disagreement.")] = None,
+    rows_per_part: Annotated[int, typer.Option("--rows-per-part", help="Rows per part file of the output directory.")] = 20000,
+    overwrite: Annotated[bool, typer.Option(help="Delete an existing output and start afresh.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as one JSON document on stdout.")] = False,
+) -> None:
+    """Give every sample a verdict (math-verify by default) with a hard timeout per sample.
+
+    Example: paced grade rollouts/ -o graded/ --grader math --workers 4 --timeout 5
+    """
+    from paced_curate.grade import GradeConfig, run_grade
+    from paced_curate.grade.metrics import render_grade_summary
+
+    if as_json and output == "-":
+        raise ConfigError("--json and -o - both write to stdout; choose one")
+    config = GradeConfig(
+        rollouts=rollouts, output=output, grader=grader, timeout=timeout, truncated=truncated, errors=errors,
+        tolerance=tolerance, audit=audit, rows_per_part=rows_per_part, overwrite=overwrite,
+        **({} if workers is None else {"workers": workers}),
+    )
+    result = run_grade(config)
+    render_grade_summary(result.to_dict())
+    if as_json:
+        print_json(result.to_dict())
+
 
 # weight command
 
