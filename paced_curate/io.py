@@ -192,6 +192,17 @@ def shard_dirs(directory: Path) -> list[Path]:
 
 
 def _read_part_dir(directory: Path, spec: TableSpec, columns: list[str] | None, require_complete: bool) -> pa.Table:
+    parts = part_files(directory, spec, require_complete)
+    tables = [conform(read_parquet(p, columns), spec, str(p)) for p in parts]
+    return _concat(tables, parts)
+
+
+def part_files(directory: Path, spec: TableSpec, require_complete: bool = True) -> list[Path]:
+    """The Parquet files of an output directory, in order: the manifest's parts, else the part names.
+
+    Raises:
+        InputError: the directory holds another stage's output, is unfinished, or has no files.
+    """
     manifest = read_manifest(directory)
     if manifest is not None:
         if manifest.get("stage") not in (None, spec.stage):
@@ -208,8 +219,7 @@ def _read_part_dir(directory: Path, spec: TableSpec, columns: list[str] | None, 
         )
     if not parts:
         raise InputError(f"{directory}: holds no Parquet files")
-    tables = [conform(read_parquet(p, columns), spec, str(p)) for p in parts]
-    return _concat(tables, parts)
+    return parts
 
 
 def _concat(tables: list[pa.Table], sources: list[Path]) -> pa.Table:
@@ -220,6 +230,18 @@ def _concat(tables: list[pa.Table], sources: list[Path]) -> pa.Table:
 
 
 def _read_shards(directory: Path, spec: TableSpec, columns: list[str] | None) -> pa.Table:
+    shards = complete_shards(directory)
+    tables = [_read_part_dir(s, spec, columns, require_complete=True) for s in shards]
+    check_disjoint_shards(tables, shards)
+    return _concat(tables, shards)
+
+
+def complete_shards(directory: Path) -> list[Path]:
+    """The shard directories of one sharded run, in order, refusing mixed or missing shards.
+
+    Raises:
+        InputError: shards of different counts are mixed, or some shards are missing.
+    """
     shards = shard_dirs(directory)
     counts = {int(SHARD_RE.match(s.name).group(2)) for s in shards}
     if len(counts) > 1:
@@ -229,9 +251,7 @@ def _read_shards(directory: Path, spec: TableSpec, columns: list[str] | None) ->
     missing = sorted(set(range(count)) - present)
     if missing:
         raise InputError(f"{directory}: shards {', '.join(f'{i}/{count}' for i in missing)} are missing")
-    tables = [_read_part_dir(s, spec, columns, require_complete=True) for s in shards]
-    check_disjoint_shards(tables, shards)
-    return _concat(tables, shards)
+    return shards
 
 
 def check_disjoint_shards(tables: list[pa.Table], sources: list[Path]) -> None:

@@ -1,0 +1,185 @@
+"""The numbers behind `paced weight`: kernels, their Bayesian estimates, intervals, normalisation.
+
+PACED weights a problem by its student pass rate p with the Beta kernel w(p) = p^alpha (1-p)^beta
+(alpha = beta = 1 gives the paper's p(1-p)). The `empirical` estimator plugs in p = c / n for
+c correct of n scored samples; `bayes` takes the posterior mean of w(p) under a Beta(a0, b0)
+prior, in closed form:
+
+    E[p^alpha (1-p)^beta | c of n] = B(c + a0 + alpha, n - c + b0 + beta) / B(c + a0, n - c + b0)
+
+so a problem at 0/8 or 8/8 keeps a small positive weight that says how little 8 samples show.
+Everything here is a pure function of numbers or numpy arrays:
+
+    kernel_weight(0.25, 1.0, 1.0)                 # 0.1875
+    bayes_weight(0, 8, 1.0, 1.0)                  # 0.0472 with the Jeffreys prior, not 0
+    pass_rate_interval(3, 8, "jeffreys", 0.95)    # (0.119, 0.705)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import special
+
+from paced_curate.errors import ConfigError
+
+KERNELS = ("beta", "uniform", "band")
+ESTIMATORS = ("empirical", "bayes")
+INTERVALS = ("jeffreys", "wilson")
+NORMALIZATIONS = ("mean", "sum", "max", "none")
+
+
+def kernel_weight(p, alpha: float, beta: float):
+    """The Beta kernel w(p) = p^alpha (1-p)^beta.
+
+    Args:
+        p: pass rate(s) in [0, 1], a float or a numpy array.
+        alpha: exponent of p, > 0 (1.0 in the paper).
+        beta: exponent of 1 - p, > 0 (1.0 in the paper).
+
+    Returns:
+        w(p), same shape as `p`: 0 at p = 0 and p = 1, largest at p = alpha / (alpha + beta).
+    """
+    p = np.asarray(p, dtype=np.float64)
+    out = np.power(p, alpha) * np.power(1.0 - p, beta)
+    return float(out) if out.ndim == 0 else out
+
+
+def bayes_weight(n_correct, n_scored, alpha: float, beta: float, prior_a: float = 0.5, prior_b: float = 0.5):
+    """The posterior mean of p^alpha (1-p)^beta after `n_correct` of `n_scored` samples passed.
+
+    The prior on p is Beta(prior_a, prior_b) (default Jeffreys, 0.5 and 0.5), so the posterior
+    is Beta(c + prior_a, n - c + prior_b) and the mean is a ratio of Beta functions, computed
+    through their logarithms so that large n does not overflow.
+
+    Args:
+        n_correct: c, correct samples (int or numpy array).
+        n_scored: n, scored samples (int or numpy array), n >= c. With n = 0 this is the
+            prior mean; `paced weight` gives unscored problems weight 0 instead.
+        alpha: exponent of p, > 0.
+        beta: exponent of 1 - p, > 0.
+        prior_a: first Beta prior parameter, > 0.
+        prior_b: second Beta prior parameter, > 0.
+
+    Returns:
+        A positive float (or array) for every count, close to kernel_weight(c / n) for large n.
+
+    Example:
+        >>> round(bayes_weight(0, 8, 1.0, 1.0), 4)   # not 0: 0/8 is weak evidence that p = 0
+        0.0472
+    """
+    c = np.asarray(n_correct, dtype=np.float64)
+    n = np.asarray(n_scored, dtype=np.float64)
+    a, b = c + prior_a, n - c + prior_b
+    out = np.exp(special.betaln(a + alpha, b + beta) - special.betaln(a, b))
+    return float(out) if out.ndim == 0 else out
+
+
+def band_probability(n_correct, n_scored, low: float, high: float, prior_a: float = 0.5, prior_b: float = 0.5):
+    """The posterior probability that p lies in [low, high] (the `band` kernel under `bayes`).
+
+    Args:
+        n_correct: c, correct samples (int or numpy array).
+        n_scored: n, scored samples (int or numpy array).
+        low: lower end of the band, in [0, 1].
+        high: upper end of the band, in [low, 1].
+        prior_a: first Beta prior parameter, > 0.
+        prior_b: second Beta prior parameter, > 0.
+
+    Returns:
+        I_high(a, b) - I_low(a, b) for the posterior Beta(c + prior_a, n - c + prior_b), where I
+        is the regularised incomplete Beta function.
+    """
+    c = np.asarray(n_correct, dtype=np.float64)
+    n = np.asarray(n_scored, dtype=np.float64)
+    a, b = c + prior_a, n - c + prior_b
+    out = np.clip(special.betainc(a, b, high) - special.betainc(a, b, low), 0.0, 1.0)
+    return float(out) if out.ndim == 0 else out
+
+
+def band_weight(p, low: float, high: float):
+    """The hard-filter baseline: 1 where low <= p <= high, else 0 (float or numpy array)."""
+    p = np.asarray(p, dtype=np.float64)
+    out = ((p >= low) & (p <= high)).astype(np.float64)
+    return float(out) if out.ndim == 0 else out
+
+
+def pass_rate_interval(n_correct, n_scored, method: str = "jeffreys", confidence: float = 0.95):
+    """A two-sided confidence interval for the pass rate p from c correct of n scored samples.
+
+    Args:
+        n_correct: c (int or numpy array).
+        n_scored: n (int or numpy array); where n = 0 both ends are NaN (no information).
+        method: "jeffreys" (quantiles of Beta(c + 0.5, n - c + 0.5), with low = 0 at c = 0 and
+            high = 1 at c = n, the usual convention) or "wilson" (the Wilson score interval).
+        confidence: coverage, in (0, 1); default 0.95.
+
+    Returns:
+        (low, high): floats or numpy arrays with 0 <= low <= c / n <= high <= 1.
+
+    Raises:
+        ValueError: an unknown method (the config checks this first for users).
+    """
+    c = np.asarray(n_correct, dtype=np.float64)
+    n = np.asarray(n_scored, dtype=np.float64)
+    tail = (1.0 - confidence) / 2.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if method == "jeffreys":
+            # betaincinv is the Beta quantile function; scipy.stats would cost 0.6 s of import.
+            low = special.betaincinv(c + 0.5, n - c + 0.5, tail)
+            high = special.betaincinv(c + 0.5, n - c + 0.5, 1.0 - tail)
+        elif method == "wilson":
+            z = special.ndtri(1.0 - tail)
+            p = c / n
+            denominator = 1.0 + z * z / n
+            centre = (p + z * z / (2.0 * n)) / denominator
+            half = z / denominator * np.sqrt(p * (1.0 - p) / n + z * z / (4.0 * n * n))
+            low, high = centre - half, centre + half
+        else:
+            raise ValueError(f"unknown interval method {method!r}; known: {', '.join(INTERVALS)}")
+        # Both methods put the end at exactly 0 (1) when c = 0 (c = n); rounding must not move it.
+        low = np.where(c == 0, 0.0, np.clip(low, 0.0, 1.0))
+        high = np.where(c == n, 1.0, np.clip(high, 0.0, 1.0))
+    low, high = np.where(n > 0, low, np.nan), np.where(n > 0, high, np.nan)
+    if low.ndim == 0:
+        return float(low), float(high)
+    return low, high
+
+
+def normalizing_constant(weights, how: str) -> float:
+    """The number `normalize` divides by: the mean, sum or max of `weights`, or 1 for "none".
+
+    Raises:
+        ConfigError: every weight is 0, so no scaling can make them usable.
+        ValueError: an unknown `how` (the config checks this first for users).
+    """
+    weights = np.asarray(weights, dtype=np.float64)
+    if how == "none":
+        return 1.0
+    if how not in NORMALIZATIONS:
+        raise ValueError(f"unknown normalisation {how!r}; known: {', '.join(NORMALIZATIONS)}")
+    total = float(weights.sum())
+    constant = {"mean": total / len(weights), "sum": total, "max": float(weights.max())}[how] if total > 0 else 0.0
+    if not constant > 0:
+        raise ConfigError(f"every weight is 0, so --normalize {how} has nothing to scale by")
+    return constant
+
+
+def normalize(weights, how: str):
+    """Scale raw weights: "mean" (mean 1), "sum" (sum 1), "max" (max 1) or "none".
+
+    "mean" is the default because a trainer that multiplies each problem's token-averaged loss
+    by its weight and divides by the number of problems then keeps the loss scale of
+    unweighted training.
+
+    Args:
+        weights: raw kernel values (numpy array), >= 0.
+        how: one of "mean", "sum", "max", "none".
+
+    Returns:
+        weights / normalizing_constant(weights, how), a new numpy array.
+
+    Raises:
+        ConfigError: every weight is 0 (and `how` is not "none").
+    """
+    weights = np.asarray(weights, dtype=np.float64)
+    return weights / normalizing_constant(weights, how)
