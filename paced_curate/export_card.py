@@ -1,0 +1,232 @@
+"""What `paced export` says about its output: statistics, the dataset card, status lines, `paced inspect`.
+
+    stats = weight_summary(np.array([0.5, 1.0, 1.5]))
+    text = dataset_card(manifest)       # markdown, written next to the shards as README.md
+    render_export_inspection(inspect_export("data/", manifest))
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from paced_curate.errors import InputError
+from paced_curate.io import list_parts, read_parquet
+from paced_curate.report import bar_chart, equal_bins, key_value_table, say, show
+from paced_curate.schema import read_metadata
+
+if TYPE_CHECKING:
+    from paced_curate.export import ExportResult
+
+QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9)
+
+REASONS = {
+    "no_weight": "without a weight",
+    "zero_weight": "with weight 0",
+    "no_reference": "without a correct teacher reference",
+}
+"""Why problems were left out, as the status lines and errors say it."""
+
+COLUMNS = {
+    "native": [
+        ("problem_id", "string", "the problem's id in the problem set"),
+        ("prompt", "string", "the prompt (for chat problems, the last user message; the whole chat is in `messages`)"),
+        ("answer", "string", "the gold answer"),
+        ("weight", "float64", "the PACED weight: multiply this example's loss by it"),
+        ("pass_rate", "float64 or null", "the student's pass rate p on this problem (null when no sample was scored)"),
+        ("n_samples", "int32", "student samples drawn for the problem"),
+        ("n_correct", "int32", "of those, how many were graded correct"),
+        ("reference", "string", "a correct teacher completion (only when exported with --references)"),
+        ("messages", "list of {role, content}", "the chat prompt (only for chat problem sets)"),
+    ],
+    "trl": [
+        ("prompt", "string or list of {role, content}", "the prompt (a chat for chat problem sets)"),
+        ("completion", "string or list of {role, content}", "a correct teacher completion"),
+        ("weight", "float64", "the PACED weight: multiply this example's loss by it"),
+        ("problem_id", "string", "the problem's id in the problem set"),
+    ],
+    "verl": [
+        ("data_source", "string", "the problem set's name (or its `source` column)"),
+        ("prompt", "list of {role, content}", "the chat prompt"),
+        ("ability", "string", "always `math`"),
+        ("reward_model", "{style, ground_truth}", "`rule` and the gold answer, for a rule-based reward"),
+        ("extra_info", "{index, weight, pass_rate, problem_id}", "the row's index, PACED weight, pass rate and problem id"),
+    ],
+}
+
+
+def weight_summary(weights: np.ndarray) -> dict:
+    """Statistics of exported weights (one value per problem): count, mean, min, max, quantiles, ESS.
+
+    The effective sample size is (sum w)^2 / sum w^2: how many equally weighted problems the
+    weighted set is worth.
+
+    Example:
+        >>> weight_summary(np.array([1.0, 1.0, 0.0, 2.0]))["effective_sample_size"]
+        2.6666666666666665
+    """
+    weights = np.asarray(weights, dtype=np.float64)
+    if weights.size == 0:
+        return {"problems": 0}
+    squares = float(np.sum(weights**2))
+    ess = float(np.sum(weights)) ** 2 / squares if squares > 0 else 0.0
+    stats = {
+        "problems": int(weights.size),
+        "mean": float(np.mean(weights)),
+        "min": float(np.min(weights)),
+        "max": float(np.max(weights)),
+        "zero": int(np.sum(weights == 0)),
+        "effective_sample_size": ess,
+        "effective_fraction": ess / weights.size,
+    }
+    for q, value in zip(QUANTILES, np.quantile(weights, QUANTILES)):
+        stats[f"p{round(q * 100)}"] = float(value)
+    return stats
+
+
+def dataset_card(manifest: dict) -> str:
+    """The README.md of an export folder: what the columns mean, how to apply the weight, counts."""
+    fmt = manifest["format"]
+    lines = [
+        "# PACED-weighted dataset",
+        "",
+        f"Written by `paced export` (paced {manifest['paced_version']}) in the `{fmt}` format: "
+        "each example carries a weight w(p) computed from the student's pass rate p on its problem "
+        "(PACED, arXiv 2603.11178).",
+        "",
+        "## Files",
+        "",
+        "| split | rows | problems | files |",
+        "|---|---:|---:|---|",
+    ]
+    for name, split in manifest["splits"].items():
+        files = ", ".join(f"`{entry['file']}`" for entry in split["files"])
+        lines.append(f"| {name} | {split['rows']:,} | {split['problems']:,} | {files} |")
+    lines += ["", "## Columns", ""]
+    for name, type_, meaning in COLUMNS[fmt]:
+        if fmt == "native" and name in ("reference", "messages") and name not in manifest.get("columns", []):
+            continue
+        lines.append(f"- `{name}` ({type_}): {meaning}")
+    extra = [c for c in manifest.get("columns", []) if c not in {name for name, _, _ in COLUMNS[fmt]}]
+    if extra:
+        lines.append(f"- also passed through from the problem set: {', '.join(f'`{c}`' for c in extra)}")
+    where = "`extra_info.weight`" if fmt == "verl" else "`weight`"
+    lines += [
+        "",
+        "## How to apply the weight",
+        "",
+        f"An example's loss is the mean of its per-token losses over the response tokens; multiply it by {where}.",
+        "A batch's loss is `sum_i w_i * loss_i / batch_size`: divide by the number of examples in the batch,",
+        "not by the sum of their weights, so that weight-1 examples train exactly as unweighted ones do",
+        "(`paced distill` does the same).",
+    ]
+    if manifest["settings"].get("refs_per_problem", 1) > 1 and manifest["settings"].get("references"):
+        lines.append(
+            f"A problem has up to {manifest['settings']['refs_per_problem']} rows here (one per teacher reference), "
+            "each with the problem's full weight."
+        )
+    lines += ["", "## Where it came from", ""]
+    weighting = manifest.get("weighting") or {}
+    if weighting:
+        lines.append("Weighting: " + ", ".join(f"{key}={value}" for key, value in weighting.items()) + ".")
+    stats = manifest["weight_statistics"]
+    if stats.get("problems"):
+        lines.append(
+            f"Weights over the {stats['problems']:,} exported problems: mean {stats['mean']:.4g}, "
+            f"min {stats['min']:.4g}, max {stats['max']:.4g}, effective sample size {stats['effective_sample_size']:.4g}."
+        )
+    dropped = {reason: count for reason, count in manifest["dropped"].items() if count}
+    if dropped:
+        shown = ", ".join(f"{count:,} ({reason.replace('_', ' ')})" for reason, count in dropped.items())
+        lines.append(f"Left out: {shown} problems.")
+    lines += ["", "Inputs (sha256):", ""]
+    for name, entry in manifest["inputs"].items():
+        lines.append(f"- {name}: `{entry['path']}` ({entry['sha256']})")
+    lines += ["", "Command:", "", "```", " ".join(manifest["command"]), "```", ""]
+    return "\n".join(lines)
+
+
+def problems_count(count: int) -> str:
+    """A count of problems in words: "1 problem", "2 problems"."""
+    return f"{count:,} problem" + ("" if count == 1 else "s")
+
+
+def _shard_files(path: Path, manifest: dict | None) -> list[Path]:
+    if manifest is not None:
+        return [path / entry["file"] for split in manifest.get("splits", {}).values() for entry in split["files"]]
+    return [path] if path.is_file() else list_parts(path)
+
+
+def _weight_column(table: pa.Table) -> pa.ChunkedArray:
+    if "extra_info" in table.column_names:
+        return pc.struct_field(table.column("extra_info"), "weight")
+    return table.column("weight")
+
+
+def inspect_export(path: str, manifest: dict | None) -> dict:
+    """The `paced inspect` report of an export: its manifest and a histogram of the rows' weights.
+
+    Args:
+        path: an export folder (or one of its shards, or a split folder).
+        manifest: the folder's manifest, or None for a shard or split folder.
+    """
+    files = _shard_files(Path(path), manifest)
+    if not files:
+        raise InputError(f"{path}: holds no export shards")
+    schema = pq.read_schema(files[0])
+    columns = ["extra_info"] if "extra_info" in schema.names else ["weight"]
+    weights = np.concatenate([_weight_column(read_parquet(f, columns)).to_numpy() for f in files])
+    meta = read_metadata(schema)
+    labels, counts = equal_bins(weights.tolist(), 10, low=0.0, high=max(float(weights.max(initial=0.0)), 1e-12))
+    report = {
+        "rows": int(weights.size),
+        "format": (manifest or {}).get("format") or (meta.get("provenance") or {}).get("format"),
+        "schema": [[f.name, str(f.type)] for f in schema],
+        "schema_version": meta.get("schema_version"),
+        "provenance": meta.get("provenance"),
+        "weight_histogram": {"labels": labels, "counts": counts},
+    }
+    if manifest is not None:
+        report["manifest"] = manifest
+    return report
+
+
+def render_export_inspection(report: dict) -> None:
+    """Print an export's counts, weighting and weight histogram with rich on stderr."""
+    manifest = report.get("manifest") or {}
+    rows = [("format", report.get("format"))]
+    for name, split in manifest.get("splits", {}).items():
+        files = len(split["files"])
+        rows.append((name, f"{split['rows']:,} rows, {problems_count(split['problems'])}, {files} file" + "s" * (files != 1)))
+    rows += [(f"dropped: {reason.replace('_', ' ')}", count) for reason, count in manifest.get("dropped", {}).items()]
+    rows += [(f"weighting: {key}", value) for key, value in manifest.get("weighting", {}).items()]
+    stats = manifest.get("weight_statistics", {})
+    rows += [(f"weight {key}", stats[key]) for key in ("mean", "min", "max", "effective_sample_size") if key in stats]
+    show(key_value_table("export", rows))
+    histogram = report["weight_histogram"]
+    say(bar_chart(histogram["labels"], histogram["counts"], title="weight per row"))
+
+
+def render_export_result(result: ExportResult) -> None:
+    """Print what an export wrote and left out, one status line each, on stderr."""
+    parts = ", ".join(
+        f"{name} {split['rows']:,} rows in {len(split['files'])} file" + ("" if len(split["files"]) == 1 else "s")
+        for name, split in result.splits.items()
+    )
+    say(f"exported {result.num_rows:,} rows ({result.num_problems:,} problems, {result.format}) to {result.output}: {parts}")
+    hints = {"no_weight": " (--missing drop)", "zero_weight": " (--keep-zero keeps them)", "no_reference": ""}
+    for reason, count in result.dropped.items():
+        if count:
+            say(f"dropped {problems_count(count)} {REASONS[reason]}{hints[reason]}")
+    if result.short_references:
+        say(f"{problems_count(result.short_references)} had fewer correct references than --refs-per-problem")
+    stats = result.weight_statistics
+    say(
+        f"weights: mean {stats['mean']:.4g}, min {stats['min']:.4g}, max {stats['max']:.4g}, "
+        f"effective sample size {stats['effective_sample_size']:.4g}"
+    )

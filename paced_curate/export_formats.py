@@ -1,0 +1,169 @@
+"""Row layouts of `paced export` (native, trl, verl), the seeded split and shuffle, and shard files.
+
+Each format has an explicit Arrow schema, so the files load the same way in `datasets`, polars
+or a trainer's own reader. Shards are zstd Parquet written atomically; they hold no
+timestamps or paths, so the same inputs and seed give byte-identical files.
+
+    table = format_table(rows, "verl", data_source="math")
+    splits = split_and_shuffle(rows.column("problem_id").to_pylist(), seed=0, val_fraction=0.1)
+    files = write_shards(table.take(splits["train"]), out / "train", rows_per_shard=50_000, metadata=...)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from paced_curate.errors import InputError
+from paced_curate.io import PART_NAME, write_parquet
+from paced_curate.schema import MESSAGE
+
+FORMATS = ("native", "trl", "verl")
+ROW_GROUP_ROWS = 4096
+"""Rows per Parquet row group: small enough for a loader to read part of a shard, large enough to compress well."""
+
+CHAT = pa.list_(MESSAGE)
+TRL_TEXT = pa.schema(
+    [
+        pa.field("prompt", pa.string(), nullable=False),
+        pa.field("completion", pa.string(), nullable=False),
+        pa.field("weight", pa.float64(), nullable=False),
+        pa.field("problem_id", pa.string(), nullable=False),
+    ]
+)
+TRL_CHAT = pa.schema(
+    [
+        pa.field("prompt", CHAT, nullable=False),
+        pa.field("completion", CHAT, nullable=False),
+        pa.field("weight", pa.float64(), nullable=False),
+        pa.field("problem_id", pa.string(), nullable=False),
+    ]
+)
+REWARD_MODEL = pa.struct([pa.field("style", pa.string()), pa.field("ground_truth", pa.string())])
+EXTRA_INFO = pa.struct(
+    [
+        pa.field("index", pa.int64()),
+        pa.field("weight", pa.float64()),
+        pa.field("pass_rate", pa.float64()),
+        pa.field("problem_id", pa.string()),
+    ]
+)
+VERL = pa.schema(
+    [
+        pa.field("data_source", pa.string(), nullable=False),
+        pa.field("prompt", CHAT, nullable=False),
+        pa.field("ability", pa.string(), nullable=False),
+        pa.field("reward_model", REWARD_MODEL, nullable=False),
+        pa.field("extra_info", EXTRA_INFO, nullable=False),
+    ]
+)
+
+
+def format_table(rows: pa.Table, fmt: str, data_source: str) -> pa.Table:
+    """Lay out joined rows (`schema.EXPORT` layout) in an export format, row for row.
+
+    Args:
+        rows: the joined rows, in canonical order.
+        fmt: "native" (the rows as they are), "trl" or "verl".
+        data_source: verl's `data_source` where the rows have no string `source` column.
+
+    Returns:
+        A table with the format's schema and the same number and order of rows.
+    """
+    if fmt == "native":
+        return rows
+    if fmt == "trl":
+        return _trl(rows)
+    if fmt == "verl":
+        return _verl(rows, data_source)
+    raise AssertionError(f"unknown format {fmt!r}")
+
+
+def _chat_prompts(rows: pa.Table) -> pa.Array:
+    if "messages" in rows.column_names:
+        return rows.column("messages").combine_chunks()
+    return pa.array([[{"role": "user", "content": text}] for text in rows.column("prompt").to_pylist()], CHAT)
+
+
+def _trl(rows: pa.Table) -> pa.Table:
+    weight = rows.column("weight").combine_chunks()
+    problem_id = rows.column("problem_id").combine_chunks()
+    references = rows.column("reference").to_pylist()
+    if "messages" in rows.column_names:
+        completion = pa.array([[{"role": "assistant", "content": text}] for text in references], CHAT)
+        return pa.Table.from_arrays([_chat_prompts(rows), completion, weight, problem_id], schema=TRL_CHAT)
+    completion = pa.array(references, pa.string())
+    prompt = rows.column("prompt").combine_chunks()
+    return pa.Table.from_arrays([prompt, completion, weight, problem_id], schema=TRL_TEXT)
+
+
+def _verl(rows: pa.Table, data_source: str) -> pa.Table:
+    n = rows.num_rows
+    sources = pa.array([data_source] * n, pa.string())
+    if "source" in rows.column_names and pa.types.is_string(rows.schema.field("source").type):
+        sources = pc.coalesce(rows.column("source").combine_chunks(), sources)
+    reward = pa.StructArray.from_arrays(
+        [pa.array(["rule"] * n, pa.string()), rows.column("answer").combine_chunks()], fields=list(REWARD_MODEL)
+    )
+    extra = pa.StructArray.from_arrays(
+        [
+            pa.array(np.arange(n, dtype=np.int64)),
+            rows.column("weight").combine_chunks(),
+            rows.column("pass_rate").combine_chunks(),
+            rows.column("problem_id").combine_chunks(),
+        ],
+        fields=list(EXTRA_INFO),
+    )
+    ability = pa.array(["math"] * n, pa.string())
+    return pa.Table.from_arrays([sources, _chat_prompts(rows), ability, reward, extra], schema=VERL)
+
+
+def split_and_shuffle(problem_ids: list[str], seed: int, val_fraction: float) -> dict[str, np.ndarray]:
+    """Row indices of each split, in shuffled order; a problem's rows all go to one split.
+
+    Args:
+        problem_ids: each row's problem id, rows in canonical order.
+        seed: seed of `numpy.random.default_rng`.
+        val_fraction: share of problems (not rows) for the "val" split; 0 gives "train" only.
+
+    Returns:
+        {"train": indices} or {"train": indices, "val": indices}.
+
+    Raises:
+        InputError: a split is asked for but fewer than 2 problems are exported.
+    """
+    rng = np.random.default_rng(seed)
+    val: set[str] = set()
+    if val_fraction > 0:
+        names = sorted(set(problem_ids))
+        if len(names) < 2:
+            raise InputError(f"only {len(names)} problem is left to export; --val-fraction needs at least 2")
+        num_val = min(max(round(val_fraction * len(names)), 1), len(names) - 1)
+        val = {names[i] for i in rng.permutation(len(names))[:num_val]}
+    order = rng.permutation(len(problem_ids))
+    if not val:
+        return {"train": order}
+    in_val = np.array([problem_ids[i] in val for i in order], dtype=bool)
+    return {"train": order[~in_val], "val": order[in_val]}
+
+
+def write_shards(table: pa.Table, directory: Path, rows_per_shard: int, metadata: dict[bytes, bytes]) -> list[dict]:
+    """Write `table` as `part-00000.parquet`, ... of at most `rows_per_shard` rows (the last holds the rest).
+
+    Returns:
+        One entry per file: {"file": name, "rows": count, "sha256": digest}.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    table = table.replace_schema_metadata(metadata)
+    row_group = min(rows_per_shard, ROW_GROUP_ROWS)
+    files = []
+    for index, start in enumerate(range(0, table.num_rows, rows_per_shard)):
+        # One contiguous chunk, so page boundaries depend on the rows only, not on how they were assembled.
+        part = table.slice(start, rows_per_shard).combine_chunks()
+        path = directory / PART_NAME.format(index)
+        digest = write_parquet(part, path, row_group_size=row_group)
+        files.append({"file": path.name, "rows": part.num_rows, "sha256": digest})
+    return files
