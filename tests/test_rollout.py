@@ -182,3 +182,16 @@ def test_bad_model_and_empty_problems_fail_before_heavy_imports(tmp_path, tiny_m
         assert status == "2 False False", out
         assert message.startswith("error: ") and (expected is None or expected in message), message
     assert "empty.jsonl: is empty" in message
+
+
+def test_rollout_table_in_memory_equals_a_run_with_the_same_engine_settings(tmp_path, tiny_model):
+    from paced_curate.problems import read_problems
+    from paced_curate.rollout import rollout_table
+    from paced_curate.rollout.hf_engine import HfEngine
+
+    problems = arithmetic_problems(tmp_path / "p.jsonl", 4)
+    config = hf_config(problems, tiny_model, tmp_path / "dir")
+    on_disk = read_table(run_rollout(config).output, ROLLOUTS)
+    engine = HfEngine.load(str(tiny_model), batch_size=5)
+    in_memory = rollout_table(config, read_problems(str(problems)), engine)
+    assert in_memory.to_pylist() == on_disk.to_pylist()

@@ -9,7 +9,7 @@ engines.py (start and cache engines), vllm_engine.py, hf_engine.py, openai_engin
 launch.py (one shard process per GPU), summary.py (numbers about a rollouts table).
 """
 
-__all__ = ["RolloutConfig", "RolloutResult", "run_rollout"]
+__all__ = ["RolloutConfig", "RolloutResult", "rollout_table", "run_rollout"]
 
 
 def __getattr__(name: str):

@@ -44,7 +44,7 @@ def _start(config: RolloutConfig):
     if config.engine == "hf":
         from paced_curate.rollout.hf_engine import HfEngine
 
-        return HfEngine(config.model, dtype=config.dtype, max_model_len=config.max_model_len, batch_size=config.batch_size)
+        return HfEngine.load(config.model, dtype=config.dtype, max_model_len=config.max_model_len, batch_size=config.batch_size)
     from paced_curate.rollout.openai_engine import OpenAIEngine
 
     engine = OpenAIEngine(

@@ -52,15 +52,15 @@ class SeededSampler:
 class HfEngine:
     """A transformers causal LM and tokenizer, on CUDA when available."""
 
-    def __init__(self, model: str, *, dtype: str = "auto", max_model_len: int | None = None, batch_size: int = 64) -> None:
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+    def __init__(self, model, tokenizer, *, max_model_len: int | None = None, batch_size: int = 64) -> None:
+        """Wrap a loaded model and tokenizer (see `load` to read them from a folder).
 
-        self.device = "cuda" if torch.cuda.is_available() else "cpu"
-        torch_dtype = "auto" if dtype == "auto" else getattr(torch, dtype)
-        self.model = AutoModelForCausalLM.from_pretrained(model, dtype=torch_dtype).to(self.device).eval()
-        self.tokenizer = AutoTokenizer.from_pretrained(model)
-        self.tokenizer.padding_side = "left"
+        The model is used as it is (device, dtype, weights), so a trainer can evaluate the
+        student it holds in memory.
+        """
+        self.model = model
+        self.device = next(model.parameters()).device
+        self.tokenizer = tokenizer
         eos = self.model.generation_config.eos_token_id
         eos = [eos] if isinstance(eos, int) else list(eos or [])
         if self.tokenizer.eos_token_id is not None and self.tokenizer.eos_token_id not in eos:
@@ -69,6 +69,17 @@ class HfEngine:
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else eos[0]
         self.max_model_len = max_model_len or self.model.config.max_position_embeddings
         self.batch_size = batch_size
+
+    @classmethod
+    def load(cls, model: str, *, dtype: str = "auto", max_model_len: int | None = None, batch_size: int = 64) -> "HfEngine":
+        """Load a model folder on CUDA when available, else CPU."""
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        torch_dtype = "auto" if dtype == "auto" else getattr(torch, dtype)
+        loaded = AutoModelForCausalLM.from_pretrained(model, dtype=torch_dtype).to(device).eval()
+        return cls(loaded, AutoTokenizer.from_pretrained(model), max_model_len=max_model_len, batch_size=batch_size)
 
     def generate(self, requests: Iterable[Request], sampling: Sampling) -> Iterator[tuple[Request, list[Sample]]]:
         """Generate K samples per request, `batch_size` rows per `generate` call, in order."""

@@ -73,37 +73,23 @@ def run_rollout(config: RolloutConfig) -> RolloutResult:
     problems = read_problems(config.problems, config.fields)
     if config.shard:
         problems = problems.take(list(range(config.shard_index, problems.num_rows, config.shard_count)))
-    passthrough = [name for name in problems.column_names if name not in ("problem_id", "prompt", "answer")]
-    clashes = sorted(RESERVED.intersection(passthrough))
-    if clashes:
-        raise InputError(f"{config.problems}: column {clashes[0]!r} clashes with a rollout/grade column; rename it")
-
+    passthrough = _passthrough(problems, config.problems)
     ids = problems.column("problem_id").to_pylist()
     sink = _open_sink(config)
     done = sink.done_ids()
     todo = [index for index, problem_id in enumerate(ids) if problem_id not in done]
     if done:
         say(f"resuming {sink.name}: {len(ids) - len(todo)} of {len(ids)} problems already done")
-    sampling = Sampling(config.samples, config.temperature, config.top_p, config.max_tokens)
     writer = _InOrderParts(todo, problems, passthrough, config.samples, config.problems_per_part, sink)
-    started = time.perf_counter()
+    seconds = 0.0
     if todo:
         from paced_curate.rollout.engines import get_engine
 
         engine = get_engine(config)
         if config.engine == "vllm":
             engine.max_in_flight = config.max_in_flight
-        started = time.perf_counter()  # throughput counts generation, not engine start-up
-        requests = _requests(config, problems, todo, engine.tokenizer)
-        with StageProgress(
-            "rollout", total=len(ids), unit="problems", completed=len(ids) - len(todo),
-            rates={"samples": "samples/s", "tokens": "tok/s"},
-        ) as progress:
-            for request, samples in engine.generate(requests, sampling):
-                writer.add(request.index, samples)
-                progress.advance(1, samples=len(samples), tokens=sum(s.completion_tokens for s in samples))
+        seconds = _generate(config, engine, problems, todo, writer)
     writer.flush(final=True)
-    seconds = time.perf_counter() - started
     result = RolloutResult(
         output=config.output, problems=len(ids), skipped=len(ids) - len(todo), generated=len(todo),
         samples=writer.samples, completion_tokens=writer.completion_tokens, prompt_tokens=writer.prompt_tokens,
@@ -111,6 +97,43 @@ def run_rollout(config: RolloutConfig) -> RolloutResult:
     )
     sink.finish(result)
     return result
+
+
+def rollout_table(config: RolloutConfig, problems: pa.Table, engine) -> pa.Table:
+    """Generate a rollouts table in memory with an engine that is already started.
+
+    No files, no resume: for callers that hold a model in memory (the distill evaluation
+    hook wraps its student in `HfEngine`). `config.problems`, `output` and `engine` are not used.
+    """
+    sink = _MemorySink()
+    writer = _InOrderParts(list(range(problems.num_rows)), problems, _passthrough(problems, "problems"), config.samples, problems.num_rows, sink)
+    _generate(config, engine, problems, writer.todo, writer)
+    writer.flush(final=True)
+    return pa.concat_tables(sink.tables)
+
+
+def _passthrough(problems: pa.Table, source: str) -> list[str]:
+    """The problem columns rollouts carry along; refuse those that would clash with ours."""
+    passthrough = [name for name in problems.column_names if name not in ("problem_id", "prompt", "answer")]
+    clashes = sorted(RESERVED.intersection(passthrough))
+    if clashes:
+        raise InputError(f"{source}: column {clashes[0]!r} clashes with a rollout/grade column; rename it")
+    return passthrough
+
+
+def _generate(config: RolloutConfig, engine, problems: pa.Table, todo: list[int], writer: "_InOrderParts") -> float:
+    """Stream the `todo` problems through `engine` into `writer`; returns generation seconds."""
+    sampling = Sampling(config.samples, config.temperature, config.top_p, config.max_tokens)
+    total = problems.num_rows
+    started = time.perf_counter()
+    requests = _requests(config, problems, todo, engine.tokenizer)
+    with StageProgress(
+        "rollout", total=total, unit="problems", completed=total - len(todo), rates={"samples": "samples/s", "tokens": "tok/s"}
+    ) as progress:
+        for request, samples in engine.generate(requests, sampling):
+            writer.add(request.index, samples)
+            progress.advance(1, samples=len(samples), tokens=sum(s.completion_tokens for s in samples))
+    return time.perf_counter() - started
 
 
 def _requests(config: RolloutConfig, problems: pa.Table, todo: list[int], tokenizer) -> Iterator[Request]:
@@ -207,6 +230,16 @@ class _DirectorySink:
 
     def finish(self, result: RolloutResult) -> None:
         self.out.finish(summary=result.to_dict())
+
+
+class _MemorySink:
+    """Tables kept in memory, for `rollout_table`."""
+
+    def __init__(self) -> None:
+        self.tables: list[pa.Table] = []
+
+    def write(self, table: pa.Table) -> None:
+        self.tables.append(table)
 
 
 class _StreamSink:
