@@ -42,7 +42,8 @@ class SeededSampler:
             sorted_probs = sorted_probs.masked_fill(outside, 0.0)
             probs = torch.zeros_like(probs).scatter(-1, order, sorted_probs)
             probs = probs / probs.sum(-1, keepdim=True)
-        uniforms = torch.stack([torch.rand((), generator=g, dtype=torch.float64) for g in self.generators])
+        # The generators live on the CPU; the draws move to the scores' device (CUDA when the model is there).
+        uniforms = torch.stack([torch.rand((), generator=g, dtype=torch.float64) for g in self.generators]).to(probs.device)
         cdf = probs.double().cumsum(-1)
         tokens = torch.searchsorted(cdf, (uniforms * cdf[:, -1]).unsqueeze(-1)).clamp(max=probs.shape[-1] - 1)
         masked = torch.full_like(scores, float("-inf"))

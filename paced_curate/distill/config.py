@@ -1,0 +1,176 @@
+"""`DistillConfig`: every setting of `paced distill`, one field per flag, checked up front.
+
+The checks are cheap and run before torch loads a model, so a typo fails at once.
+`settings()` lists what changes the run's numbers; `--resume` refuses a run directory whose
+checkpoint was made with different values and names the first one that differs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from paced_curate.errors import ConfigError
+from paced_curate.rollout.prompts import DEFAULT_TEMPLATE, PromptFormat
+
+LOSSES = ("fkl", "rkl", "fkl-then-rkl")
+WEIGHTING = ("on", "off")
+DEVICES = ("auto", "cpu", "cuda")
+NOT_IN_SETTINGS = (
+    "output", "resume", "overwrite", "device", "micro_batch_size", "chunk_size", "gradient_checkpointing",
+    "checkpoint_every", "keep_checkpoints", "log_every", "eval_problems", "eval_every", "eval_samples",
+    "eval_max_tokens", "eval_temperature", "eval_batch_size", "eval_workers",
+)
+"""Fields that do not change the trained weights (paths, memory knobs, logging, evaluation): a resume may change them."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class DistillConfig:
+    """Settings of one distillation run."""
+
+    shards: str
+    """The export folder (`paced export --format native`); its train split is the training data."""
+    student: str
+    """Local folder of the student model (Hugging Face format); it is trained."""
+    teacher: str
+    """Local folder of the teacher model; it must share the student's tokenizer vocabulary."""
+    output: str
+    """Run directory: metrics.jsonl, checkpoints/, final/ (the trained student)."""
+    loss: str = "fkl"
+    """fkl (KL(teacher||student) on the references), rkl (KL(student||teacher) on student samples) or fkl-then-rkl."""
+    switch_at: float = 0.5
+    """fkl-then-rkl: fraction of the steps trained with fkl before switching to rkl."""
+    weights: str = "on"
+    """on: scale each problem's loss by its PACED weight; off: weight 1 for all (the unweighted baseline)."""
+    max_steps: int | None = None
+    """Optimizer steps to train (give this or --epochs; default one epoch)."""
+    epochs: float | None = None
+    """Passes over the training examples (may be fractional); steps = ceil(epochs * examples / batch size)."""
+    batch_size: int = 32
+    """Examples per optimizer step; the loss is sum_i w_i * loss_i / batch_size."""
+    micro_batch_size: int | None = None
+    """Examples per forward pass (gradient accumulation); default the batch size."""
+    lr: float = 1e-5
+    """Peak learning rate of AdamW."""
+    min_lr: float | None = None
+    """Learning rate at the end of the cosine decay; default lr / 10."""
+    warmup_steps: int = 10
+    """Steps of linear warm-up before the cosine decay."""
+    weight_decay: float = 0.0
+    """AdamW weight decay (applied to matrices only, not to norms or biases)."""
+    grad_clip: float = 1.0
+    """Clip the gradient norm to this value; 0 turns clipping off."""
+    seed: int = 0
+    """Seed of the data order, rkl sampling and the evaluation samples."""
+    max_length: int | None = None
+    """Longest prompt + response in tokens (default the student's max_position_embeddings)."""
+    chunk_size: int = 1024
+    """Response positions whose logits are computed at a time; bounds the [chunk, vocab] memory."""
+    gradient_checkpointing: bool = False
+    """Recompute the student's activations in backward to save memory."""
+    rkl_max_tokens: int = 512
+    """rkl: most tokens the student samples per prompt."""
+    rkl_temperature: float = 1.0
+    """rkl: sampling temperature of the student's responses."""
+    template: str = DEFAULT_TEMPLATE
+    """Prompt template; `{prompt}` is replaced by the problem (use the one the rollouts used)."""
+    system_prompt: str | None = None
+    """Optional system prompt (as for `paced rollout`)."""
+    chat_template: str = "auto"
+    """auto (the tokenizer's chat template when it has one), on or off (as for `paced rollout`)."""
+    checkpoint_every: int = 200
+    """Write a checkpoint every N steps (0: none; the final student is always saved)."""
+    keep_checkpoints: int = 2
+    """Keep only the newest N checkpoints (0: keep all)."""
+    eval_problems: str | None = None
+    """Held-out problem set: every --eval-every steps, sample and grade the current student on it."""
+    eval_every: int = 100
+    """Evaluate every N steps (also before the first step and after the last); 0: only those two."""
+    eval_samples: int = 4
+    """k: samples per held-out problem; pass@1 is averaged over them."""
+    eval_max_tokens: int = 512
+    """Most tokens per evaluation sample."""
+    eval_temperature: float = 1.0
+    """Sampling temperature of the evaluation samples."""
+    eval_batch_size: int = 64
+    """Sequences per generate call during evaluation."""
+    eval_workers: int | None = None
+    """Grading processes for the evaluation (default: number of CPUs)."""
+    device: str = "auto"
+    """auto (cuda when available), cpu or cuda. bf16 autocast on CUDA, float32 on CPU."""
+    log_every: int = 10
+    """Print the log line every N steps (metrics.jsonl gets every step)."""
+    resume: bool = False
+    """Continue from the newest complete checkpoint in the run directory."""
+    overwrite: bool = False
+    """Delete what an earlier run wrote in the run directory and start afresh."""
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.loss not in LOSSES:
+            problems.append(f"--loss must be one of {', '.join(LOSSES)}, not {self.loss!r}")
+        if self.weights not in WEIGHTING:
+            problems.append(f"--weights must be on or off, not {self.weights!r}")
+        if self.device not in DEVICES:
+            problems.append(f"--device must be one of {', '.join(DEVICES)}, not {self.device!r}")
+        if not 0 < self.switch_at < 1:
+            problems.append(f"--switch-at must be in (0, 1), not {self.switch_at}")
+        if self.max_steps is not None and self.epochs is not None:
+            problems.append("give --max-steps or --epochs, not both")
+        if self.max_steps is not None and self.max_steps < 1:
+            problems.append(f"--max-steps must be at least 1, not {self.max_steps}")
+        if self.epochs is not None and not self.epochs > 0:
+            problems.append(f"--epochs must be > 0, not {self.epochs}")
+        for name in ("batch_size", "chunk_size", "rkl_max_tokens", "eval_samples", "eval_max_tokens", "eval_batch_size", "log_every"):
+            if getattr(self, name) < 1:
+                problems.append(f"--{name.replace('_', '-')} must be at least 1, not {getattr(self, name)}")
+        for name in ("warmup_steps", "checkpoint_every", "keep_checkpoints", "eval_every", "weight_decay", "grad_clip"):
+            if getattr(self, name) < 0:
+                problems.append(f"--{name.replace('_', '-')} must be >= 0, not {getattr(self, name)}")
+        if self.micro_batch_size is not None and not 1 <= self.micro_batch_size <= self.batch_size:
+            problems.append(f"--micro-batch-size must be between 1 and --batch-size ({self.batch_size}), not {self.micro_batch_size}")
+        if not self.lr > 0:
+            problems.append(f"--lr must be > 0, not {self.lr}")
+        if self.min_lr is not None and not 0 <= self.min_lr <= self.lr:
+            problems.append(f"--min-lr must be between 0 and --lr ({self.lr}), not {self.min_lr}")
+        if self.max_length is not None and self.max_length < 2:
+            problems.append(f"--max-length must be at least 2, not {self.max_length}")
+        if not self.rkl_temperature > 0:
+            problems.append(f"--rkl-temperature must be > 0, not {self.rkl_temperature}")
+        if self.eval_temperature < 0:
+            problems.append(f"--eval-temperature must be >= 0, not {self.eval_temperature}")
+        if self.eval_workers is not None and self.eval_workers < 1:
+            problems.append(f"--eval-workers must be at least 1, not {self.eval_workers}")
+        if self.resume and self.overwrite:
+            problems.append("--resume continues the run in the directory and --overwrite deletes it: choose one")
+        if self.output == "-":
+            problems.append("-o must be a folder: a run writes checkpoints and a model, it cannot go to stdout")
+        try:
+            self.prompt_format
+        except ConfigError as error:
+            problems.append(str(error))
+        if problems:
+            raise ConfigError("; ".join(problems))
+
+    @property
+    def prompt_format(self) -> PromptFormat:
+        """How problems become prompts, exactly as `paced rollout` renders them."""
+        return PromptFormat(template=self.template, system_prompt=self.system_prompt, chat_template=self.chat_template)
+
+    @property
+    def resolved_min_lr(self) -> float:
+        return self.lr / 10 if self.min_lr is None else self.min_lr
+
+    @property
+    def resolved_micro_batch_size(self) -> int:
+        return self.batch_size if self.micro_batch_size is None else self.micro_batch_size
+
+    def stages(self) -> tuple[str, ...]:
+        """The losses this run trains with, in order."""
+        return ("fkl", "rkl") if self.loss == "fkl-then-rkl" else (self.loss,)
+
+    def settings(self) -> dict:
+        """What changes the trained weights; a resume must match it (paths are compared as given)."""
+        names = [name for name in self.__dataclass_fields__ if name not in NOT_IN_SETTINGS]
+        settings = {name: getattr(self, name) for name in names}
+        settings["min_lr"] = self.resolved_min_lr
+        return settings

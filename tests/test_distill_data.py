@@ -1,0 +1,207 @@
+"""`paced distill` data: export rows -> prompt/response tokens, masks, weights, batch order, bad inputs.
+
+Also holds the builders the other distill tests import: a tiny student/teacher pair and a real
+native export made with `paced export`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from paced_curate.distill.data import (
+    batch_indices,
+    check_same_vocab,
+    collate,
+    load_examples,
+    micro_batches,
+    read_train_split,
+)
+from paced_curate.errors import ConfigError, InputError
+from paced_curate.export import ExportConfig, run_export
+from paced_curate.io import write_table
+from paced_curate.rollout.prompts import PromptFormat, render
+from paced_curate.schema import GRADES, WEIGHTS, build_table
+from tests.conftest import write_jsonl
+from tests.test_schema import GRADE_ROW, WEIGHT_ROW
+
+SHORT = PromptFormat(template="{prompt}=", chat_template="off")
+"""A short plain prompt, to keep the tiny model's sequences short in tests that do not test prompts."""
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Run the tiny models on one thread: a second one gains little at this size and, on a shared
+    2-core machine, spends most of its time waiting for the other processes (seen: 50x slower)."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="session")
+def models(tmp_path_factory) -> dict[str, Path]:
+    """Tiny Qwen2 models with the character tokenizer: a student, a wider teacher, and one with another vocabulary."""
+    from transformers import AutoTokenizer
+
+    from paced_curate.toy.models import TinyModelSpec, build_tiny_model
+
+    root = tmp_path_factory.mktemp("distill_models")
+    student = build_tiny_model(root / "student", TinyModelSpec(init_seed=0))
+    teacher = build_tiny_model(root / "teacher", TinyModelSpec(init_seed=1, hidden_size=192, intermediate_size=384))
+    other = build_tiny_model(root / "other_vocab", TinyModelSpec(init_seed=2))
+    tokenizer = AutoTokenizer.from_pretrained(other)
+    tokenizer.add_tokens(["<|think|>"], special_tokens=True)
+    tokenizer.save_pretrained(other)
+    return {"student": student, "teacher": teacher, "other_vocab": other}
+
+
+def make_export(tmp_path: Path, n: int = 8, references: bool = True, name: str = "data", weights: list[float] | None = None, fmt: str = "native") -> Path:
+    """A native export of n problems 'What is i + i?' with weights (i + 1) / n and references '\\boxed{2i}'."""
+    problems = write_jsonl(
+        tmp_path / f"{name}_problems.jsonl",
+        [{"id": f"q{i:02d}", "question": f"What is {i} + {i}?", "answer": str(2 * i)} for i in range(n)],
+    )
+    weights = weights or [(i + 1) / n for i in range(n)]
+    rows = [WEIGHT_ROW | {"problem_id": f"q{i:02d}", "weight_raw": w, "weight": w} for i, w in enumerate(weights)]
+    weights_path = tmp_path / f"{name}_weights.parquet"
+    write_table(build_table(rows, WEIGHTS), str(weights_path), WEIGHTS)
+    graded = None
+    if references:
+        samples = [GRADE_ROW | {"problem_id": f"q{i:02d}", "completion": f"{i}+{i}=\\boxed{{{2 * i}}}"} for i in range(n)]
+        graded = tmp_path / f"{name}_teacher.parquet"
+        write_table(build_table(samples, GRADES), str(graded), GRADES)
+    output = tmp_path / name
+    run_export(ExportConfig(
+        problems=str(problems), weights=str(weights_path), references=None if graded is None else str(graded), output=str(output),
+        format=fmt, drop_zero=False,
+    ))
+    return output
+
+
+def short_examples(data: Path, models: dict) -> list:
+    """The export's examples with the short plain prompt (weights on, max length 512)."""
+    table = read_train_split(str(data), need_reference=True)
+    return load_examples(table, str(data), tokenizer_of(models["student"]), SHORT, use_weights=True, max_length=512)[0]
+
+
+def tokenizer_of(path: Path):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(path)
+
+
+def test_prompts_render_as_rollout_does_and_responses_are_reference_plus_eos(tmp_path, models):
+    data = make_export(tmp_path, n=4)
+    tokenizer = tokenizer_of(models["student"])
+    fmt = PromptFormat(system_prompt="Be brief.")
+    examples, report = load_examples(read_train_split(str(data), need_reference=True), str(data), tokenizer, fmt, use_weights=True, max_length=512)
+    assert report.rows == 4 and not report.skipped_long_prompts and report.truncated_references == 0
+    by_id = {e.problem_id: e for e in examples}
+    _, expected_prompt, _ = render(fmt, tokenizer, "What is 3 + 3?", None)
+    assert by_id["q03"].prompt_ids == expected_prompt
+    assert tokenizer.decode(by_id["q03"].prompt_ids).startswith("<|im_start|>system\nBe brief.<|im_end|>")
+    assert by_id["q03"].response_ids == tokenizer("3+3=\\boxed{6}", add_special_tokens=False).input_ids + [tokenizer.eos_token_id]
+    assert by_id["q03"].weight == 4 / 4 and by_id["q00"].weight == 1 / 4
+    assert report.response_tokens == sum(len(e.response_ids) for e in examples)
+
+
+def test_weights_off_gives_every_example_weight_one(tmp_path, models):
+    data = make_export(tmp_path, n=4)
+    table = read_train_split(str(data), need_reference=True)
+    examples, _ = load_examples(table, str(data), tokenizer_of(models["student"]), SHORT, use_weights=False, max_length=512)
+    assert [e.weight for e in examples] == [1.0] * 4
+
+
+def test_collate_masks_exactly_the_positions_that_predict_response_tokens(tmp_path, models):
+    data = make_export(tmp_path, n=3)
+    examples = short_examples(data, models)
+    batch = collate(examples, [e.response_ids for e in examples], pad_id=1)
+    for row, example in enumerate(examples):
+        length = len(example.prompt_ids) + len(example.response_ids)
+        ids = batch.input_ids[row].tolist()
+        assert ids[:length] == example.prompt_ids + example.response_ids and set(ids[length:]) <= {1}
+        predicted = [ids[t + 1] for t in range(batch.input_ids.shape[1]) if batch.loss_mask[row, t]]
+        assert predicted == example.response_ids
+        assert batch.attention_mask[row].sum().item() == length
+    assert batch.num_tokens == sum(len(e.response_ids) for e in examples) == len(batch.token_problem)
+    assert Counter(batch.token_problem.tolist()) == {row: len(e.response_ids) for row, e in enumerate(examples)}
+    assert batch.weights.tolist() == pytest.approx([e.weight for e in examples])
+
+
+def test_long_references_are_cut_and_prompts_that_leave_no_room_are_skipped_and_counted(tmp_path, models):
+    data = make_export(tmp_path, n=12)
+    tokenizer = tokenizer_of(models["student"])
+    table = read_train_split(str(data), need_reference=True)
+    short = len(render(SHORT, tokenizer, "What is 0 + 0?", None)[1])
+    assert len(render(SHORT, tokenizer, "What is 10 + 10?", None)[1]) == short + 2
+    examples, report = load_examples(table, str(data), tokenizer, SHORT, use_weights=True, max_length=short + 1)
+    assert sorted(report.skipped_long_prompts) == ["q10", "q11"]
+    assert report.truncated_references == 10
+    assert [len(e.response_ids) for e in examples] == [1] * 10
+    with pytest.raises(InputError, match="no prompt fits in --max-length 4 tokens"):
+        load_examples(table, str(data), tokenizer, SHORT, use_weights=True, max_length=4)
+
+
+def test_every_epoch_is_a_seeded_permutation_and_batches_run_across_epochs():
+    epoch_0 = [i for step in range(3) for i in batch_indices(step, 4, 12, seed=5)]
+    assert sorted(epoch_0) == list(range(12))
+    assert epoch_0 != list(range(12))
+    across = batch_indices(2, 5, 12, seed=5)  # positions 10..14: two from epoch 0, three from epoch 1
+    assert across[:2] == [i for s in range(3) for i in batch_indices(s, 4, 12, seed=5)][10:]
+    assert batch_indices(7, 4, 12, seed=5) == batch_indices(7, 4, 12, seed=5) != batch_indices(7, 4, 12, seed=6)
+    assert sorted(i for step in range(3, 6) for i in batch_indices(step, 4, 12, seed=5)) == list(range(12))
+
+
+def test_micro_batches_cover_the_batch_longest_first(tmp_path, models):
+    data = make_export(tmp_path, n=12)
+    examples = short_examples(data, models)
+    chunks = micro_batches(examples, 5)
+    assert [len(c) for c in chunks] == [5, 5, 2]
+    lengths = [e.length() for c in chunks for e in c]
+    assert lengths == sorted(lengths, reverse=True)
+    assert sorted(e.row for c in chunks for e in c) == list(range(12))
+
+
+def test_tokenizer_mismatch_names_the_first_differing_token(models):
+    student, teacher, other = (tokenizer_of(models[name]) for name in ("student", "teacher", "other_vocab"))
+    check_same_vocab(student, teacher, "t/")  # same character vocabulary: accepted
+    expected = r"^--teacher o/: its tokenizer differs from the student's \(the teacher has token '<\|think\|>' \(id 260\) that the student lacks\)"
+    with pytest.raises(ConfigError, match=expected):
+        check_same_vocab(student, other, "o/")
+    with pytest.raises(ConfigError, match=r"token '<\|think\|>' \(student id 260\) is not in the teacher's vocabulary"):
+        check_same_vocab(other, student, "s/")
+
+
+def test_missing_folder_non_export_and_other_formats_are_refused(tmp_path):
+    with pytest.raises(InputError, match=r"nowhere: no such folder; pass the output folder of 'paced export --format native'"):
+        read_train_split(str(tmp_path / "nowhere"), need_reference=False)
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "plain" / "x.parquet").write_bytes(b"")
+    with pytest.raises(InputError, match=r"plain: is not a paced export \(no export manifest.json\)"):
+        read_train_split(str(tmp_path / "plain"), need_reference=False)
+    trl = make_export(tmp_path, n=3, name="trl", fmt="trl")
+    with pytest.raises(InputError, match=r"trl: is a 'trl' export; re-export with --format native"):
+        read_train_split(str(trl), need_reference=True)
+
+
+def test_fkl_needs_a_reference_column_and_rkl_does_not(tmp_path):
+    data = make_export(tmp_path, n=3, references=False)
+    with pytest.raises(InputError, match=r"data: has no 'reference' column, which --loss fkl needs .*--references, or use --loss rkl$"):
+        read_train_split(str(data), need_reference=True)
+    assert read_train_split(str(data), need_reference=False).num_rows == 3
+
+
+def test_export_manifest_records_the_files_a_resume_checks(tmp_path):
+    from paced_curate.distill.data import train_digest
+
+    first = make_export(tmp_path, n=3, name="a")
+    same = make_export(tmp_path, n=3, name="b")
+    other = make_export(tmp_path, n=4, name="c")
+    assert json.loads((first / "manifest.json").read_text())["splits"]["train"]["files"]
+    assert train_digest(str(first)) == train_digest(str(same)) != train_digest(str(other))
