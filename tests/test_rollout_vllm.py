@@ -152,6 +152,7 @@ class FlakyProxy:
 
     def close(self) -> None:
         self.server.shutdown()
+        self.server.server_close()  # shutdown() only stops the loop; this closes the listening socket
 
 
 def test_openai_engine_retries_and_records_final_failures(vllm_server, tiny_model, tmp_path):

@@ -54,6 +54,8 @@ class VllmEngine:
             options["enable_chunked_prefill"] = False
         if gpu_memory_utilization is None:
             gpu_memory_utilization = GPU_MEMORY_FRACTION if on_gpu else CPU_MEMORY_FRACTION
+        # vLLM logs to stdout by default; paced keeps stdout for data (read when vLLM is first imported).
+        os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
         from vllm import LLM
 
         self.llm = LLM(
