@@ -347,6 +347,26 @@ def distill_command(
         print_json(result.as_dict())
 
 
+@app.command("demo")
+@fails_cleanly
+def demo_command(
+    workdir: Annotated[str, typer.Option("--workdir", help="Folder for every artifact of the demo.")] = "demo-work",
+    fast: Annotated[bool, typer.Option("--fast", help="A smaller, quicker version (about 3 minutes with a cold cache).")] = False,
+    seed: Annotated[int, typer.Option(help="Seed of the problem sets, rollouts and training.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result table as one JSON document on stdout.")] = False,
+) -> None:
+    """Run the whole pipeline on the built-in arithmetic world: rollout, grade, weight, export, distill, evaluate.
+
+    Example: paced demo --workdir demo-work
+    """
+    from paced_curate.demo import DemoConfig, run_demo
+
+    config = DemoConfig.small(workdir, seed) if fast else DemoConfig(workdir=workdir, seed=seed)
+    result = run_demo(config)
+    if as_json:
+        print_json(result.to_dict())
+
+
 @app.command("inspect")
 @fails_cleanly
 def inspect_command(

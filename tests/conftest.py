@@ -111,6 +111,12 @@ def vllm_server(tiny_model, tmp_path_factory):
             process.kill()
 
 
+@pytest.fixture(scope="session")
+def toy_cache(tmp_path_factory):
+    """A model cache for the built-in toy models, empty at first: the first test that needs them trains them."""
+    return tmp_path_factory.mktemp("toy-cache")
+
+
 @pytest.fixture(scope="session", autouse=True)
 def close_engines_at_end():
     """Shut cached inference engines down while pytest's output capture is still open."""

@@ -14,6 +14,7 @@ the KV-cache memory fraction defaults to 0.2 of RAM (vLLM's 0.92 does not fit).
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterable, Iterator
 from itertools import count
 
@@ -56,6 +57,8 @@ class VllmEngine:
             gpu_memory_utilization = GPU_MEMORY_FRACTION if on_gpu else CPU_MEMORY_FRACTION
         # vLLM logs to stdout by default; paced keeps stdout for data (read when vLLM is first imported).
         os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
+        # vLLM's own use of deprecated torch names is not something a paced user can act on.
+        warnings.filterwarnings("ignore", category=FutureWarning, module=r"vllm\.")
         from vllm import LLM
 
         self.llm = LLM(
@@ -118,6 +121,11 @@ class VllmEngine:
         engine = getattr(self.llm, "llm_engine", None)
         if engine is not None and hasattr(engine, "engine_core"):
             engine.engine_core.shutdown()
+            # vLLM closes its sockets but leaves the ZeroMQ context to the garbage collector,
+            # which then warns (ResourceWarning) in whatever code happens to run next.
+            context = getattr(engine.engine_core, "ctx", None)
+            if context is not None and not context.closed:
+                context.destroy(linger=0)
 
 
 def _sample(choice, prompt_tokens: int) -> Sample:

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The PACED pipeline as shell commands: rollout -> grade -> weight -> teacher references -> export -> distill.
+#
+#   examples/run_pipeline.sh PROBLEMS.jsonl STUDENT_DIR TEACHER_DIR WORK_DIR
+#
+# PROBLEMS is a MATH-style JSONL ({"unique_id", "problem", "answer", ...} per line); STUDENT_DIR and
+# TEACHER_DIR are local Hugging Face model folders sharing a tokenizer vocabulary. Every step is
+# resumable: rerun the script after a crash and finished work is skipped. Override the sizes with
+# environment variables, e.g. K=16 MAX_TOKENS=4096 STEPS=2000 LR=1e-5 examples/run_pipeline.sh ...
+set -euo pipefail
+
+if [[ $# -ne 4 ]]; then
+    echo "usage: $0 PROBLEMS.jsonl STUDENT_DIR TEACHER_DIR WORK_DIR" >&2
+    exit 2
+fi
+problems=$1 student=$2 teacher=$3 work=$4
+PACED=${PACED:-paced}
+K=${K:-8}
+MAX_TOKENS=${MAX_TOKENS:-2048}
+STEPS=${STEPS:-1000}
+LR=${LR:-1e-5}
+BATCH=${BATCH:-32}
+# MATH-style field names; change these to match your file.
+FIELDS=(--id-field "${ID_FIELD:-unique_id}" --prompt-field "${PROMPT_FIELD:-problem}" --answer-field "${ANSWER_FIELD:-answer}")
+# The default prompt asks for the final answer in \boxed{}; TEMPLATE replaces it (and turns the chat template off).
+PROMPT=()
+if [[ -n ${TEMPLATE:-} ]]; then PROMPT=(--template "$TEMPLATE" --chat-template off); fi
+mkdir -p "$work"
+
+# 1. K student samples per problem (vLLM), then a verdict for each (math-verify).
+$PACED rollout "$problems" "${FIELDS[@]}" --model "$student" -o "$work/rollouts" -k "$K" --max-tokens "$MAX_TOKENS" "${PROMPT[@]}" --seed 0 ${ROLLOUT_ARGS:-}
+$PACED grade "$work/rollouts" -o "$work/graded" --timeout 5
+
+# 2. Pass rates and PACED weights w(p) = p(1-p); the histogram is printed on stderr.
+$PACED weight "$work/graded" -o "$work/weights.parquet"
+
+# 3. Teacher references: two teacher samples per problem, graded; export keeps a correct one.
+$PACED rollout "$problems" "${FIELDS[@]}" --model "$teacher" -o "$work/teacher_rollouts" -k 2 --max-tokens "$MAX_TOKENS" "${PROMPT[@]}" --seed 0 ${ROLLOUT_ARGS:-}
+$PACED grade "$work/teacher_rollouts" -o "$work/teacher_graded" --timeout 5
+
+# 4. Weighted shards with the references (native format, for paced distill; --format trl|verl for other trainers).
+$PACED export "$problems" "$work/weights.parquet" "${FIELDS[@]}" --references "$work/teacher_graded" -o "$work/data"
+
+# 5. Distill: forward KL on the references, then reverse KL on the student's own samples.
+$PACED distill "$work/data" --student "$student" --teacher "$teacher" -o "$work/run" \
+    --loss fkl-then-rkl --max-steps "$STEPS" --batch-size "$BATCH" --lr "$LR" --rkl-max-tokens "$MAX_TOKENS" "${PROMPT[@]}" ${DISTILL_ARGS:-}
+
+echo "done: the trained student is in $work/run/final" >&2
