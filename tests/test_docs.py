@@ -35,3 +35,11 @@ def test_changelog_follows_keep_a_changelog():
     text = (ROOT / "CHANGELOG.md").read_text()
     assert "## [Unreleased]" in text and "keepachangelog.com" in text
     assert re.search(r"^### (Added|Changed|Fixed)$", text, re.M)
+
+
+def test_readme_quotes_every_bench_result():
+    readme = (ROOT / "README.md").read_text()
+    results = sorted((ROOT / "bench" / "results").glob("*.json"))
+    for path in results:
+        json.loads(path.read_text())  # a result is valid JSON
+        assert f"bench/results/{path.name}" in readme, f"README's Performance section does not quote {path.name}"
