@@ -167,7 +167,7 @@ def test_bad_model_and_empty_problems_fail_before_heavy_imports(tmp_path, tiny_m
     (tmp_path / "bert" / "config.json").write_text(json.dumps({"architectures": ["BertModel"]}))
     (tmp_path / "empty.jsonl").write_text("\n")
     cases = [
-        ([str(problems), "--model", str(tmp_path / "nowhere")], f"--model {tmp_path / 'nowhere'}: no such folder (models load from local paths; nothing is downloaded)"),
+        ([str(problems), "--model", str(tmp_path / "nowhere")], f"--model {tmp_path / 'nowhere'}: no such folder (models load from local folders; nothing is downloaded)"),
         ([str(problems), "--model", str(tmp_path / "bert")], f"--model {tmp_path / 'bert'}: is not a causal LM (architectures: ['BertModel'])"),
         ([str(tmp_path / "empty.jsonl"), "--model", str(tiny_model)], None),
     ]

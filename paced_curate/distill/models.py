@@ -14,9 +14,7 @@ added in `OutputLayer`.
 from __future__ import annotations
 
 import contextlib
-import json
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -24,6 +22,7 @@ import torch.nn.functional as F
 from paced_curate.distill.data import Batch, check_same_vocab
 from paced_curate.distill.losses import chunked_kl
 from paced_curate.errors import ConfigError
+from paced_curate.rollout.config import check_model_folder as check_folder
 
 CAUSAL_LM_SUFFIXES = ("ForCausalLM", "LMHeadModel")
 
@@ -43,19 +42,8 @@ def quiet_loading():
 
 
 def check_model_folder(flag: str, path: str) -> None:
-    """Refuse a model path that is missing or is not a causal LM, before torch loads anything."""
-    folder = Path(path)
-    if not folder.is_dir():
-        raise ConfigError(f"{flag} {path}: no such folder (models load from local folders; nothing is downloaded)")
-    config_file = folder / "config.json"
-    if not config_file.exists():
-        raise ConfigError(f"{flag} {path}: has no config.json, so it is not a Hugging Face model folder")
-    try:
-        architectures = json.loads(config_file.read_text()).get("architectures") or []
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ConfigError(f"{flag} {path}: config.json is not valid JSON: {error}") from None
-    if not any(name.endswith(CAUSAL_LM_SUFFIXES) for name in architectures):
-        raise ConfigError(f"{flag} {path}: is not a causal LM (architectures: {architectures or 'none'})")
+    """Refuse a model path that is missing or is not a causal LM that AutoModelForCausalLM loads."""
+    check_folder(flag, path, CAUSAL_LM_SUFFIXES)
 
 
 def load_tokenizers(student: str, teacher: str):

@@ -144,15 +144,23 @@ def check_model(config: RolloutConfig) -> None:
     """Refuse a model path that is missing or is not a causal LM, before any heavy import."""
     if config.engine == "openai":
         return
-    path = Path(config.model)
-    if not path.is_dir():
-        raise ConfigError(f"--model {config.model}: no such folder (models load from local paths; nothing is downloaded)")
-    config_file = path / "config.json"
+    check_model_folder("--model", config.model)
+
+
+def check_model_folder(flag: str, path: str, suffixes: tuple[str, ...] = CAUSAL_LM_SUFFIXES) -> None:
+    """Refuse a model folder that is missing or whose architecture does not end in one of `suffixes`.
+
+    Reads config.json only, so a bad path fails before torch or vLLM is imported.
+    """
+    folder = Path(path)
+    if not folder.is_dir():
+        raise ConfigError(f"{flag} {path}: no such folder (models load from local folders; nothing is downloaded)")
+    config_file = folder / "config.json"
     if not config_file.exists():
-        raise ConfigError(f"--model {config.model}: has no config.json, so it is not a Hugging Face model folder")
+        raise ConfigError(f"{flag} {path}: has no config.json, so it is not a Hugging Face model folder")
     try:
         architectures = json.loads(config_file.read_text()).get("architectures") or []
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ConfigError(f"--model {config.model}: config.json is not valid JSON: {error}") from None
-    if not any(name.endswith(CAUSAL_LM_SUFFIXES) for name in architectures):
-        raise ConfigError(f"--model {config.model}: is not a causal LM (architectures: {architectures or 'none'})")
+        raise ConfigError(f"{flag} {path}: config.json is not valid JSON: {error}") from None
+    if not any(name.endswith(suffixes) for name in architectures):
+        raise ConfigError(f"{flag} {path}: is not a causal LM (architectures: {architectures or 'none'})")
