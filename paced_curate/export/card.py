@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -16,12 +15,11 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from paced_curate.errors import InputError
+from paced_curate.export.config import ExportResult
 from paced_curate.io import list_parts, read_parquet
 from paced_curate.report import bar_chart, equal_bins, key_value_table, say, show
 from paced_curate.schema import read_metadata
 
-if TYPE_CHECKING:
-    from paced_curate.export import ExportResult
 
 QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9)
 

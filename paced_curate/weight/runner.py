@@ -28,7 +28,7 @@ from paced_curate.errors import ConfigError, InputError, SchemaError
 from paced_curate.io import STDIO, complete_shards, input_digest, part_files, read_manifest, read_table, shard_dirs, write_table
 from paced_curate.partdir import command_line, package_versions
 from paced_curate.schema import GRADES, VERDICTS, WEIGHTS, check_schema, stage_metadata
-from paced_curate.weight_kernels import (
+from paced_curate.weight.kernels import (
     ESTIMATORS,
     INTERVALS,
     KERNELS,
@@ -41,7 +41,7 @@ from paced_curate.weight_kernels import (
     normalizing_constant,
     pass_rate_interval,
 )
-from paced_curate.weight_stats import pass_rate_chart, render_weight_statistics, save_weight_plot, weight_chart, weight_statistics
+from paced_curate.weight.stats import pass_rate_chart, render_weight_statistics, save_weight_plot, weight_chart, weight_statistics
 
 __all__ = [
     "WeightConfig",

@@ -1,0 +1,107 @@
+"""ExportConfig and ExportResult: what `paced export` is asked to do and what it wrote."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from paced_curate.errors import ConfigError
+from paced_curate.export.formats import FORMATS
+from paced_curate.io import STDIO
+
+MISSING = ("drop", "error")
+@dataclass(frozen=True, kw_only=True)
+class ExportConfig:
+    """Everything `paced export` needs; fields map one to one onto its flags."""
+
+    problems: str
+    """The problem set the weights were computed for (jsonl, json, csv, parquet, dataset folder or -)."""
+    weights: str
+    """The output of `paced weight`: one row per problem."""
+    output: str
+    """The export folder to write (replaced if it holds an earlier paced export)."""
+    references: str | None = None
+    """Graded teacher rollouts (`paced rollout` + `paced grade` with the teacher): correct ones become references."""
+    refs_per_problem: int = 1
+    """Correct teacher completions per problem, lowest sample_index first; a problem gives one row per reference."""
+    format: str = "native"
+    """Row layout: native (all columns), trl (prompt/completion/weight) or verl (RL parquet with extra_info.weight)."""
+    drop_zero: bool = True
+    """Leave out problems whose weight is 0 (they would contribute nothing)."""
+    rows_per_shard: int = 50_000
+    """Rows per Parquet file; the last file of a split holds the rest."""
+    seed: int = 0
+    """Seed of the shuffle and of the train/val split."""
+    val_fraction: float = 0.0
+    """Share of problems (not rows) held out in val/; 0 writes no split."""
+    missing: str = "drop"
+    """Problems without a weight: drop (and report) or error."""
+    overwrite: bool = False
+    """Replace an existing output folder that is not a paced export (its contents are deleted)."""
+    id_field: str | None = None
+    """Problem-set column with the ids (as for `paced rollout`)."""
+    prompt_field: str | None = None
+    """Problem-set column with the prompt."""
+    answer_field: str | None = None
+    """Problem-set column with the gold answer."""
+    split: str | None = None
+    """Split of a Hugging Face dataset folder."""
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.format not in FORMATS:
+            problems.append(f"--format must be one of {', '.join(FORMATS)} (got {self.format!r})")
+        if self.missing not in MISSING:
+            problems.append(f"--missing must be drop or error (got {self.missing!r})")
+        if self.refs_per_problem < 1:
+            problems.append(f"--refs-per-problem must be at least 1 (got {self.refs_per_problem})")
+        if self.rows_per_shard < 1:
+            problems.append(f"--rows-per-shard must be at least 1 (got {self.rows_per_shard})")
+        if not 0 <= self.val_fraction < 1:
+            problems.append(f"--val-fraction must be in [0, 1) (got {self.val_fraction})")
+        if self.format == "trl" and self.references is None:
+            problems.append("--format trl needs --references (teacher rollouts graded with 'paced grade') to fill 'completion'")
+        if self.output == STDIO:
+            problems.append("-o must be a folder: an export is several files, it cannot go to stdout")
+        piped = [name for name in ("problems", "weights", "references") if getattr(self, name) == STDIO]
+        if len(piped) > 1:
+            problems.append(f"only one input can come from stdin (-), not {' and '.join(piped)}")
+        if problems:
+            raise ConfigError("; ".join(problems))
+
+    def settings(self) -> dict:
+        """What shapes the rows (no paths), recorded in the manifest and hashed into the shards."""
+        return {
+            "format": self.format,
+            "references": self.references is not None,
+            "refs_per_problem": self.refs_per_problem,
+            "drop_zero": self.drop_zero,
+            "rows_per_shard": self.rows_per_shard,
+            "seed": self.seed,
+            "val_fraction": self.val_fraction,
+            "missing": self.missing,
+            "id_field": self.id_field,
+            "prompt_field": self.prompt_field,
+            "answer_field": self.answer_field,
+            "split": self.split,
+        }
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What an export wrote."""
+
+    output: str
+    format: str
+    num_rows: int
+    num_problems: int
+    splits: dict = field(default_factory=dict)
+    """Per split: rows, problems and files ({file, rows, sha256}, paths relative to `output`)."""
+    dropped: dict = field(default_factory=dict)
+    """Problems left out, by reason: no_weight, zero_weight, no_reference."""
+    short_references: int = 0
+    """Exported problems with fewer correct references than --refs-per-problem."""
+    weight_statistics: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        """The result as a JSON-ready dict (what `paced export --json` prints)."""
+        return asdict(self)

@@ -1,0 +1,34 @@
+"""`paced weight`: pass rates and PACED weights per problem from graded samples.
+
+Modules: kernels (w(p) kernels, plug-in and Bayes estimators, intervals), stats (weight
+statistics and histograms) and runner (WeightConfig, run_weight).
+"""
+
+from paced_curate.weight.kernels import (
+    band_probability,
+    band_weight,
+    bayes_weight,
+    kernel_weight,
+    normalize,
+    pass_rate_interval,
+)
+from paced_curate.weight.runner import WeightConfig, WeightResult, count_samples, run_weight, weigh_counts
+from paced_curate.weight.stats import pass_rate_chart, render_weight_statistics, weight_chart, weight_statistics
+
+__all__ = [
+    "WeightConfig",
+    "WeightResult",
+    "band_probability",
+    "band_weight",
+    "bayes_weight",
+    "count_samples",
+    "kernel_weight",
+    "normalize",
+    "pass_rate_chart",
+    "pass_rate_interval",
+    "render_weight_statistics",
+    "run_weight",
+    "weigh_counts",
+    "weight_chart",
+    "weight_statistics",
+]
