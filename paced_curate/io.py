@@ -1,10 +1,22 @@
-"""Reading and writing stage tables: atomic files, numbered parts, manifests and Arrow pipes.
+"""Reading and writing stage tables: atomic files, numbered parts, the extras folder, Arrow pipes.
 
-Every file is written as `.<name>.tmp-<random>` in the target folder, flushed, fsynced and
-renamed into place, so a reader never sees half a file and a crash leaves only temp names,
-which every listing here ignores. A directory output holds `part-00000.parquet`, ... and a
-`manifest.json` written last. `-` as an input reads an Arrow IPC stream from stdin; `-o -`
-writes one to stdout.
+The output-folder convention (every stage follows it):
+
+- An output folder (`rollouts/`, `graded/`, an export's `data/`) holds ONLY `*.parquet` files
+  (numbered `part-00000.parquet`, ..., or `shard-*` / `train/` / `val/` folders of them), so
+  polars, pandas, pyarrow.dataset, DuckDB and `datasets` open it as it is.
+- Resume state and provenance live in each part's Parquet key-value metadata
+  (`paced.schema_version`, `paced.stage`, `paced.provenance` with settings, settings hash and
+  input hashes); see `schema.stage_metadata`.
+- Human-facing extras (`manifest.json`, an export's dataset card) and temporary files live in
+  the sibling folder `<OUT>.paced/` (`extras_dir`): `graded/` -> `graded.paced/`. A shard
+  folder `OUT/shard-00000-of-00004/` keeps its extras in `OUT.paced/shard-00000-of-00004/`.
+- `-o NAME.parquet` writes one Parquet file (`is_file_output`), `-o DIR` a folder.
+
+Every file is written to a temporary name (`.<name>.tmp-<random>`, in the extras folder when
+one is given, else beside the target), flushed, fsynced and renamed into place, so a reader
+never sees half a file. `-` as an input reads an Arrow IPC stream from stdin; `-o -` writes one
+to stdout.
 
     table = read_table("graded/", GRADES)          # file, part directory, shard directories or "-"
     write_table(table, "weights.parquet", WEIGHTS, provenance={...})
@@ -31,6 +43,7 @@ from paced_curate.schema import TableSpec, conform, stage_metadata
 
 STDIO = "-"
 MANIFEST = "manifest.json"
+EXTRAS_SUFFIX = ".paced"
 PART_NAME = "part-{:05d}.parquet"
 PART_RE = re.compile(r"^part-(\d{5})\.parquet$")
 SHARD_NAME = "shard-{:05d}-of-{:05d}"
@@ -44,14 +57,60 @@ def is_temp(name: str) -> bool:
     return name.startswith(".") and TEMP_MARK in name
 
 
+def is_file_output(output: str | Path) -> bool:
+    """Whether `-o output` names one Parquet file (`NAME.parquet`) rather than a folder."""
+    return str(output).lower().endswith(".parquet")
+
+
+def extras_dir(output: str | Path) -> Path:
+    """The sibling folder that holds an output's extras and temporary files: `<OUT>.paced/`.
+
+    Args:
+        output: an output folder or file, e.g. `graded/` or `graded.parquet`.
+
+    Returns:
+        `graded/` -> `graded.paced/`, `data.parquet` -> `data.parquet.paced/`; a shard folder
+        `OUT/shard-00000-of-00004` -> `OUT.paced/shard-00000-of-00004`, so the output folder
+        itself holds Parquet files only.
+
+    Example:
+        >>> extras_dir("runs/graded/")
+        PosixPath('runs/graded.paced')
+    """
+    path = Path(output)
+    if SHARD_RE.match(path.name):
+        return extras_dir(path.parent) / path.name
+    return path.with_name(path.name + EXTRAS_SUFFIX)
+
+
+def write_manifest(output: str | Path, manifest: dict) -> Path:
+    """Write an output's `manifest.json` (a human-facing summary) into its extras folder, atomically.
+
+    Returns:
+        The manifest's path, `<OUT>.paced/manifest.json`.
+    """
+    folder = extras_dir(output)
+    folder.mkdir(parents=True, exist_ok=True)
+    write_json(manifest, folder / MANIFEST)
+    return folder / MANIFEST
+
+
 @contextlib.contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path next to `path`; on success fsync it and rename it to `path`.
+def atomic_path(path: str | Path, staging: str | Path | None = None) -> Iterator[Path]:
+    """Yield a temporary path; on success fsync it and rename it to `path`.
+
+    Args:
+        path: the final file.
+        staging: folder for the temporary file (the output's extras folder, so readers of the
+            output folder never see it; it must be on the same file system); default: beside
+            `path`.
 
     On any exception the temporary file is removed and `path` is left untouched.
     """
     path = Path(path)
-    tmp = path.parent / f".{path.name}{TEMP_MARK}{secrets.token_hex(4)}"
+    folder = Path(staging) if staging is not None else path.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".{path.name}{TEMP_MARK}{secrets.token_hex(4)}"
     try:
         yield tmp
         with open(tmp, "rb+") as handle:
@@ -78,9 +137,15 @@ def write_json(obj, path: str | Path) -> None:
         tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
 
 
-def write_parquet(table: pa.Table, path: str | Path, row_group_size: int | None = None) -> str:
-    """Write `table` as zstd Parquet, atomically. Returns the file's sha256."""
-    with atomic_path(path) as tmp:
+def write_parquet(
+    table: pa.Table, path: str | Path, row_group_size: int | None = None, staging: str | Path | None = None
+) -> str:
+    """Write `table` as zstd Parquet, atomically (temp file in `staging`, see `atomic_path`).
+
+    Returns:
+        The file's sha256.
+    """
+    with atomic_path(path, staging) as tmp:
         pq.write_table(table, tmp, compression=COMPRESSION, row_group_size=row_group_size)
         digest = file_sha256(tmp)
     return digest
@@ -157,11 +222,43 @@ def read_ipc_stdin() -> pa.Table:
 # --- reading stage tables -------------------------------------------------------------------
 
 
+def sniff_format(path: str | Path) -> str:
+    """What a file holds, from its first bytes: parquet, arrow, jsonl, json, csv, empty or binary.
+
+    Used to name the real problem when a file's contents do not match its name.
+    """
+    with open(path, "rb") as handle:
+        head = handle.read(4096)
+    if head.startswith(b"PAR1"):
+        return "parquet"
+    if head.startswith(b"ARROW1") or head[:4] == b"\xff\xff\xff\xff":
+        return "arrow"
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if not text:
+        return "empty"
+    if b"\x00" in head:
+        return "binary"
+    if text.startswith(b"{"):
+        first = text.split(b"\n", 1)[0].strip()
+        return "jsonl" if first.endswith(b"}") or b"\n{" in text else "json"
+    if text.startswith(b"["):
+        return "json"
+    return "csv"
+
+
 def read_parquet(path: str | Path, columns: list[str] | None = None) -> pa.Table:
-    """Read one Parquet file, turning pyarrow's errors into one-line `InputError`s."""
+    """Read one Parquet file, turning pyarrow's errors into one-line `InputError`s.
+
+    Raises:
+        InputError: the file is missing, holds another format (named: "holds JSON lines"), or
+            is a Parquet file cut off mid-write.
+    """
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: no such file")
+    kind = sniff_format(path)
+    if kind != "parquet":
+        raise InputError(f"{path}: is not a Parquet file: {_FORMAT_NAMES[kind]}")
     try:
         return pq.read_table(path, columns=columns)
     except pa.ArrowInvalid as error:
@@ -170,15 +267,29 @@ def read_parquet(path: str | Path, columns: list[str] | None = None) -> pa.Table
         raise InputError(f"{path}: cannot read Parquet: {error}") from None
 
 
+_FORMAT_NAMES = {
+    "arrow": "it holds an Arrow IPC stream; pipe it in with '-'",
+    "jsonl": "it holds JSON lines; name it .jsonl",
+    "json": "it holds JSON; name it .json",
+    "csv": "it holds text (CSV?); name it .csv",
+    "empty": "it is empty",
+    "binary": "it has no Parquet header (PAR1)",
+}
+
+
 def read_manifest(directory: Path) -> dict | None:
-    """The manifest of an output directory, or None if it has none."""
-    path = directory / MANIFEST
-    if not path.exists():
-        return None
-    try:
-        return json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise InputError(f"{path}: not valid JSON: {error}") from None
+    """The manifest of an output (in `<OUT>.paced/`, or inside an older output), or None if none.
+
+    Raises:
+        InputError: the manifest is not valid JSON.
+    """
+    for path in (extras_dir(directory) / MANIFEST, Path(directory) / MANIFEST):
+        if path.exists():
+            try:
+                return json.loads(path.read_text())
+            except (json.JSONDecodeError, UnicodeDecodeError) as error:
+                raise InputError(f"{path}: not valid JSON: {error}") from None
+    return None
 
 
 def list_parts(directory: Path) -> list[Path]:
@@ -295,15 +406,41 @@ def read_table(path: str, spec: TableSpec, columns: list[str] | None = None) -> 
 def write_table(
     table: pa.Table, output: str, spec: TableSpec, provenance: dict | None = None
 ) -> str | None:
-    """Write a whole stage table to a `.parquet` file (atomically) or to stdout (`-`).
+    """Write a whole stage table to a `.parquet` file, a folder, or stdout (`-`), atomically.
+
+    A folder gets one `part-00000.parquet` (an earlier table there is replaced) and a
+    `manifest.json` in its extras folder `<OUT>.paced/`; a folder that holds other files is
+    refused, so nothing of the user's is deleted.
 
     Returns:
         The file's sha256, or None for stdout.
+
+    Raises:
+        InputError: the output folder holds files paced did not write.
     """
     table = table.replace_schema_metadata(stage_metadata(spec.stage, provenance))
     if output == STDIO:
         write_ipc(table, claim_stdout())
         return None
     path = Path(output)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return write_parquet(table, path)
+    if is_file_output(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return write_parquet(table, path)
+    if path.exists() and not path.is_dir():
+        raise InputError(f"{output}: exists and is a file; name a .parquet file to write one file, or a new folder")
+    path.mkdir(parents=True, exist_ok=True)
+    foreign = sorted(p.name for p in path.iterdir() if not (PART_RE.match(p.name) or is_temp(p.name)))
+    if foreign:
+        raise InputError(f"{output}: holds {foreign[0]!r}, which paced did not write; choose another -o")
+    staging = extras_dir(path)
+    digest = write_parquet(table, path / PART_NAME.format(0), staging=staging)
+    for stale in list_parts(path)[1:]:
+        stale.unlink()
+    manifest = {
+        "stage": spec.stage,
+        "complete": True,
+        "parts": [{"file": PART_NAME.format(0), "rows": table.num_rows, "sha256": digest}],
+        "rows": table.num_rows,
+    } | (provenance or {})
+    write_manifest(path, manifest)
+    return digest

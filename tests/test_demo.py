@@ -45,7 +45,7 @@ def test_demo_trains_and_caches_both_models_and_they_load_in_vllm_and_transforme
     run, _, cache, stderr = demo
     models = sorted(p.name.rsplit("-", 1)[0] for p in (cache / "models").iterdir())
     assert models == ["student-fast", "teacher-fast"]
-    rollouts = json.loads((run / "rollouts" / "manifest.json").read_text())
+    rollouts = json.loads((run / "rollouts.paced" / "manifest.json").read_text())
     assert rollouts["settings"]["engine"] == "vllm" and rollouts["complete"]
     assert "training the teacher-fast model from scratch" in stderr
     from transformers import AutoModelForCausalLM

@@ -73,7 +73,7 @@ def test_grade_writes_verdicts_in_input_order_with_passthrough_columns(cli, tmp_
     assert (summary["problems_p0"], summary["problems_mid"], summary["problems_p1"]) == (0, 1, 1)
     assert summary["mean_pass_rate"] == pytest.approx((0.25 + 1.0) / 2)
     assert "mean pass rate" in result.stderr and "problems at 0<p<1" in result.stderr
-    manifest = json.loads((tmp_path / "graded" / "manifest.json").read_text())
+    manifest = json.loads((tmp_path / "graded.paced" / "manifest.json").read_text())
     assert manifest["complete"] and manifest["settings"]["grader"] == "math" and manifest["summary"]["samples"] == 6
 
 

@@ -51,7 +51,9 @@ def test_part_directory_resumes_and_reads_back_in_order(tmp_path):
     again.finish({"samples": 6})
     table = read_table(str(tmp_path / "r"), ROLLOUTS)
     assert table.column("problem_id").to_pylist() == ["a", "a", "b", "b", "c", "c"]
-    manifest = json.loads((tmp_path / "r" / "manifest.json").read_text())
+    # The folder holds the parts only; the manifest lives in the sibling extras folder.
+    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == ["part-00000.parquet", "part-00001.parquet"]
+    manifest = json.loads((tmp_path / "r.paced" / "manifest.json").read_text())
     assert [p["file"] for p in manifest["parts"]] == ["part-00000.parquet", "part-00001.parquet"]
     assert manifest["rows"] == 6 and manifest["complete"] and manifest["summary"] == {"samples": 6}
 

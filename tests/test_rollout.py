@@ -59,7 +59,7 @@ def test_rollout_table_has_k_samples_per_problem_and_carries_problem_columns(tmp
         [{"role": "user", "content": PromptFormat().template.replace("{prompt}", "0 + 0 =")}], tokenize=False, add_generation_prompt=True
     )
     assert rows[0]["prompt_tokens"] == len(tokenizer(rendered, add_special_tokens=False).input_ids)
-    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    manifest = json.loads((tmp_path / "out.paced" / "manifest.json").read_text())
     assert manifest["complete"] and manifest["settings"]["samples"] == 4 and len(manifest["parts"]) == 2
 
 
@@ -106,7 +106,7 @@ def test_killed_run_resumes_to_the_same_table(tmp_path, tiny_model):
     assert process.poll() is None, "the run finished before it could be killed; make it longer"
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
-    manifest = json.loads((out / "manifest.json").read_text())
+    manifest = json.loads((tmp_path / "killed.paced" / "manifest.json").read_text())
     assert not manifest["complete"] and 0 < manifest["rows"] < reference.num_rows
     resumed = run_rollout(hf_config(problems, tiny_model, out, max_tokens=24))
     assert resumed.skipped > 0 and resumed.generated < 40

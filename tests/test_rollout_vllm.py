@@ -80,7 +80,7 @@ def test_vllm_killed_run_resumes_to_the_same_table(problems, tiny_model, tmp_pat
     assert process.poll() is None, "the run finished before it could be killed; make it longer"
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
-    done_rows = json.loads((out / "manifest.json").read_text())["rows"]
+    done_rows = json.loads((tmp_path / "killed.paced" / "manifest.json").read_text())["rows"]
     assert 0 < done_rows < reference.num_rows
     resumed = run_rollout(vllm_config(many, tiny_model, out, max_tokens=48))
     assert resumed.skipped == done_rows // 4

@@ -28,7 +28,7 @@ class RolloutConfig:
     model: str
     """Local model folder (vllm, hf), or the served model name (openai)."""
     output: str
-    """Output directory (resumable part files + manifest.json), or - for an Arrow stream on stdout."""
+    """Output folder (resumable part files), a NAME.parquet file, or - for an Arrow stream on stdout."""
     samples: int = 8
     """K: samples per problem."""
     temperature: float = 1.0
@@ -102,6 +102,8 @@ class RolloutConfig:
             problems.append("--gpus launches its own shards; drop --shard")
         if self.gpus and self.output == "-":
             problems.append("--gpus writes one directory per shard; -o - is not possible")
+        if (self.gpus or self.shard is not None) and self.output.lower().endswith(".parquet"):
+            problems.append(f"-o {self.output}: shards are written as folders inside one output folder; name a folder")
         if self.engine == "openai" and not self.base_url:
             problems.append("--engine openai needs --base-url (e.g. http://127.0.0.1:8000/v1)")
         if self.gpu_memory_utilization is not None and not 0 < self.gpu_memory_utilization <= 1:

@@ -74,8 +74,8 @@ class WeightConfig:
     """The graded samples: a .parquet file, a `paced grade` output directory, a directory of
     shard-* directories, or "-" for an Arrow stream on stdin."""
     output: str | None = None
-    """Where to write the weights: a .parquet file, "-" for an Arrow stream on stdout, or None
-    to only return the table."""
+    """Where to write the weights: a NAME.parquet file, a folder (one part file), "-" for an
+    Arrow stream on stdout, or None to only return the table."""
     kernel: str = "beta"
     """beta: w(p) = p^alpha (1-p)^beta (PACED); uniform: all 1 (the unweighted baseline);
     band: 1 for low <= p <= high, else 0 (the hard-filter baseline)."""
@@ -133,8 +133,6 @@ class WeightConfig:
                 problems.append("--kernel band needs --low and --high (e.g. --low 0.2 --high 0.8)")
             elif self.low >= self.high:
                 problems.append(f"--low must be below --high (got {self.low} and {self.high})")
-        if self.output is not None and self.output != STDIO and not self.output.endswith(".parquet"):
-            problems.append(f"-o {self.output}: the weights are one table; name a .parquet file or - for stdout")
         if self.plot is not None and not self.plot.lower().endswith(".png"):
             problems.append(f"--plot {self.plot}: name a .png file")
         if problems:
