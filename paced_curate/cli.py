@@ -152,8 +152,8 @@ def rollout_command(
 @app.command("grade")
 @fails_cleanly
 def grade_command(
-    rollouts: Annotated[str, typer.Argument(help="Rollouts: paced rollout output directory, .parquet file, or - for a pipe.")],
-    output: Annotated[str, typer.Option("--output", "-o", help="Output directory (resumable), or - for an Arrow stream.")],
+    rollouts: Annotated[str, typer.Argument(help="Generations: paced rollouts, any tool's .jsonl/.json/.csv/.parquet, a folder, or - for a pipe.")],
+    output: Annotated[str, typer.Option("--output", "-o", help="Output folder (resumable), NAME.parquet (one file), or - for an Arrow stream.")],
     grader: Annotated[str, typer.Option(help="math, exact, numeric, choice, or module:function for your own grader.")] = "math",
     workers: Annotated[Optional[int], typer.Option(help="Grading processes (default: number of CPUs).")] = None,
     timeout: Annotated[float, typer.Option(help="Seconds per sample; past it the worker is killed and the verdict is 'timeout'.")] = 5.0,
@@ -163,6 +163,13 @@ def grade_command(
     audit: Annotated[Optional[str], typer.Option(help="Grade with this second grader too and report the disagreement.")] = None,
     rows_per_part: Annotated[int, typer.Option("--rows-per-part", help="Rows per part file of the output directory.")] = 20000,
     overwrite: Annotated[bool, typer.Option(help="Delete an existing output and start afresh.")] = False,
+    problems: Annotated[Optional[str], typer.Option("--problems", help="Problem set to join gold answers from, by id.")] = None,
+    id_field: Annotated[Optional[str], typer.Option("--id-field", help="Column holding problem ids.")] = None,
+    completion_field: Annotated[Optional[str], typer.Option("--completion-field", help="Column holding the completion(s).")] = None,
+    answer_field: Annotated[Optional[str], typer.Option("--answer-field", help="Column holding the gold answer.")] = None,
+    sample_index_field: Annotated[
+        Optional[str], typer.Option("--sample-index-field", help="Column holding the sample index (default: row order per problem).")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as one JSON document on stdout.")] = False,
 ) -> None:
     """Give every sample a verdict (math-verify by default) with a hard timeout per sample.
@@ -177,6 +184,8 @@ def grade_command(
     config = GradeConfig(
         rollouts=rollouts, output=output, grader=grader, timeout=timeout, truncated=truncated, errors=errors,
         tolerance=tolerance, audit=audit, rows_per_part=rows_per_part, overwrite=overwrite,
+        problems=problems, id_field=id_field, completion_field=completion_field, answer_field=answer_field,
+        sample_index_field=sample_index_field,
         **({} if workers is None else {"workers": workers}),
     )
     result = run_grade(config)

@@ -14,6 +14,7 @@ import csv
 import hashlib
 import io as stdio
 import json
+import math
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,12 +22,13 @@ from pathlib import Path
 import pyarrow as pa
 
 from paced_curate.errors import InputError
-from paced_curate.io import STDIO, read_ipc_stdin, read_parquet
+from paced_curate.io import STDIO, read_ipc_stdin, read_manifest, read_parquet
 from paced_curate.schema import MESSAGE, PROBLEMS, conform
 
 ID_CANDIDATES = ("problem_id", "id", "unique_id", "uid")
 PROMPT_CANDIDATES = ("prompt", "problem", "question", "messages", "input")
-ANSWER_CANDIDATES = ("answer", "gold", "final_answer", "ground_truth", "target")
+SOURCE_MESSAGES = "source_messages"
+ANSWER_CANDIDATES = ("answer", "gold", "final_answer", "ground_truth", "expected_answer", "target")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -38,7 +40,7 @@ class FieldMap:
     prompt_field: str | None = None
     """Column with the prompt (text or chat messages); by default the first of prompt, problem, question, messages, input."""
     answer_field: str | None = None
-    """Column with the gold answer; by default the first of answer, gold, final_answer, ground_truth, target."""
+    """Column with the gold answer; by default the first of answer, gold, final_answer, ground_truth, expected_answer, target."""
     split: str | None = None
     """Split of a Hugging Face dataset folder; needed only when it has several."""
 
@@ -60,14 +62,14 @@ def read_problems(path: str, fields: FieldMap | None = None) -> pa.Table:
             value is null or of the wrong kind, or ids repeat. The message names file and row.
     """
     fields = fields or FieldMap()
-    raw = _load(path, fields)
+    raw = load_columns(path, fields.split)
     if raw.num_rows == 0:
         raise InputError(f"{path}: holds no problems")
     return _normalise(raw, fields, path)
 
 
 @dataclass
-class _Columns:
+class Columns:
     """Input columns: Python values for text files (so 12 stays "12", not "12.0"), Arrow for tables."""
 
     data: dict[str, list | pa.ChunkedArray]
@@ -76,11 +78,11 @@ class _Columns:
     """Each row's line number, for text files."""
 
     @classmethod
-    def from_table(cls, table: pa.Table) -> _Columns:
+    def from_table(cls, table: pa.Table) -> Columns:
         return cls({name: table.column(name) for name in table.column_names}, table.num_rows)
 
     @classmethod
-    def from_rows(cls, rows: list[dict], lines: list[int] | None = None) -> _Columns:
+    def from_rows(cls, rows: list[dict], lines: list[int] | None = None) -> Columns:
         names: dict[str, None] = {}
         for row in rows:
             names.update(dict.fromkeys(row))
@@ -108,14 +110,26 @@ class _Columns:
             raise InputError(f"{path}: column '{name}' mixes value types ({', '.join(first[:3])})") from None
 
 
-def _load(path: str, fields: FieldMap) -> _Columns:
+def load_columns(path: str, split: str | None = None) -> Columns:
+    """Read any supported file into columns, without interpreting them.
+
+    The one reading path for problem sets, generations (`paced grade`) and graded samples
+    (`paced weight`): JSONL/NDJSON, JSON, CSV and Parquet files, a folder of Parquet files
+    (a paced output or any other), a local Hugging Face dataset folder, or "-" (Arrow IPC).
+
+    Raises:
+        InputError: the file is missing, empty, malformed or of an unknown type (file, line).
+    """
     if path == STDIO:
-        return _Columns.from_table(read_ipc_stdin())
+        return Columns.from_table(read_ipc_stdin())
     target = Path(path)
     if not target.exists():
         raise InputError(f"{path}: no such file or directory")
     if target.is_dir():
-        return _Columns.from_table(_load_hf_dataset(target, fields.split))
+        files = parquet_folder_files(target)
+        if files is not None:
+            return Columns.from_table(_concat_files(files, target))
+        return Columns.from_table(_load_hf_dataset(target, split))
     suffix = target.suffix.lower()
     if suffix in (".jsonl", ".ndjson"):
         return _load_jsonl(target)
@@ -124,8 +138,30 @@ def _load(path: str, fields: FieldMap) -> _Columns:
     if suffix == ".csv":
         return _load_csv(target)
     if suffix == ".parquet":
-        return _Columns.from_table(read_parquet(target))
+        return Columns.from_table(read_parquet(target))
     raise InputError(f"{path}: unknown problem file type {suffix!r}; use .jsonl, .json, .csv, .parquet or a dataset folder")
+
+
+def parquet_folder_files(directory: Path) -> list[Path] | None:
+    """The Parquet files of a folder that holds only Parquet files (a paced output), else None.
+
+    Raises:
+        InputError: the folder is an unfinished paced output.
+    """
+    files = sorted(p for p in directory.rglob("*") if p.is_file() and not p.name.startswith("."))
+    if not files or any(p.suffix.lower() != ".parquet" for p in files):
+        return None
+    manifest = read_manifest(directory)
+    if manifest is not None and not manifest.get("complete", True):
+        raise InputError(f"{directory}: is unfinished; rerun the command that wrote it to complete it")
+    return files
+
+
+def _concat_files(files: list[Path], directory: Path) -> pa.Table:
+    try:
+        return pa.concat_tables([read_parquet(f) for f in files], promote_options="permissive")
+    except pa.ArrowInvalid as error:
+        raise InputError(f"{directory}: its Parquet files have incompatible columns: {error}") from None
 
 
 def _read_text(path: Path) -> str:
@@ -142,7 +178,7 @@ def _read_text(path: Path) -> str:
         ) from None
 
 
-def _load_jsonl(path: Path) -> _Columns:
+def _load_jsonl(path: Path) -> Columns:
     rows, lines = [], []
     for number, line in enumerate(_read_text(path).splitlines(), start=1):
         if not line.strip():
@@ -155,10 +191,10 @@ def _load_jsonl(path: Path) -> _Columns:
             raise InputError(f"{path} line {number}: expected a JSON object, got {type(row).__name__}")
         rows.append(row)
         lines.append(number)
-    return _Columns.from_rows(rows, lines)
+    return Columns.from_rows(rows, lines)
 
 
-def _load_json(path: Path) -> _Columns:
+def _load_json(path: Path) -> Columns:
     try:
         data = json.loads(_read_text(path))
     except json.JSONDecodeError as error:
@@ -173,10 +209,10 @@ def _load_json(path: Path) -> _Columns:
     for index, row in enumerate(data):
         if not isinstance(row, dict):
             raise InputError(f"{path} row {index}: expected a JSON object, got {type(row).__name__}")
-    return _Columns.from_rows(data)
+    return Columns.from_rows(data)
 
 
-def _load_csv(path: Path) -> _Columns:
+def _load_csv(path: Path) -> Columns:
     reader = csv.DictReader(stdio.StringIO(_read_text(path), newline=""))
     if not reader.fieldnames:
         raise InputError(f"{path}: has no header row")
@@ -189,7 +225,7 @@ def _load_csv(path: Path) -> _Columns:
             lines.append(reader.line_num)
     except csv.Error as error:
         raise InputError(f"{path} line {reader.line_num}: malformed CSV: {error}") from None
-    return _Columns.from_rows(rows, lines)
+    return Columns.from_rows(rows, lines)
 
 
 def _load_hf_dataset(path: Path, split: str | None) -> pa.Table:
@@ -212,7 +248,7 @@ def _load_hf_dataset(path: Path, split: str | None) -> pa.Table:
     return loaded.with_format("arrow")[:]
 
 
-def _pick(names: list[str], chosen: str | None, candidates: tuple[str, ...], flag: str, path: str, required: bool) -> str | None:
+def pick_column(names: list[str], chosen: str | None, candidates: tuple[str, ...], flag: str, path: str, required: bool) -> str | None:
     if chosen is not None:
         if chosen not in names:
             raise InputError(f"{path}: has no column {chosen!r} ({flag}); columns: {', '.join(names)}")
@@ -227,14 +263,14 @@ def _pick(names: list[str], chosen: str | None, candidates: tuple[str, ...], fla
     return None
 
 
-def _normalise(raw: _Columns, fields: FieldMap, path: str) -> pa.Table:
+def _normalise(raw: Columns, fields: FieldMap, path: str) -> pa.Table:
     names = list(raw.data)
-    id_col = _pick(names, fields.id_field, ID_CANDIDATES, "--id-field", path, required=False)
-    prompt_col = _pick(names, fields.prompt_field, PROMPT_CANDIDATES, "--prompt-field", path, required=True)
-    answer_col = _pick(names, fields.answer_field, ANSWER_CANDIDATES, "--answer-field", path, required=True)
+    id_col = pick_column(names, fields.id_field, ID_CANDIDATES, "--id-field", path, required=False)
+    prompt_col = pick_column(names, fields.prompt_field, PROMPT_CANDIDATES, "--prompt-field", path, required=True)
+    answer_col = pick_column(names, fields.answer_field, ANSWER_CANDIDATES, "--answer-field", path, required=True)
 
     prompts, messages = _prompt_columns(raw.values(prompt_col), path, raw.where)
-    answers = _answer_column(raw.values(answer_col), path, answer_col, raw.where)
+    answers = answer_column(raw.values(answer_col), path, answer_col, raw.where)
     if id_col is not None:
         ids = []
         for index, value in enumerate(raw.values(id_col)):
@@ -251,10 +287,34 @@ def _normalise(raw: _Columns, fields: FieldMap, path: str) -> pa.Table:
     for name in names:
         if name in (id_col, prompt_col, answer_col):
             continue
-        if name in out:
-            raise InputError(f"{path}: column {name!r} clashes with the mapped {name} column; rename one of them")
-        out[name] = raw.arrow(name, path)
+        # `messages` always means the chat prompt the student sees. When the prompt comes from a
+        # text column (OpenR1-Math: `problem` and `messages`), the conversation, worked solution
+        # included, is kept as `source_messages` and never rendered.
+        target = SOURCE_MESSAGES if name == "messages" else name
+        if target in out:
+            raise InputError(f"{path}: column {name!r} clashes with the mapped {target} column; rename one of them")
+        out[target] = raw.arrow(name, path)
     return conform(pa.table(out), PROBLEMS, path)
+
+
+def prompt_turns(messages: list[dict]) -> list[dict] | None:
+    """The chat turns a student is prompted with: everything up to and including the last user turn.
+
+    What follows the last user turn (an assistant's worked solution, in chat SFT dumps) is the
+    answer, never part of the prompt.
+
+    Args:
+        messages: the conversation, a list of {"role", "content"} dicts.
+
+    Returns:
+        The prefix that ends with the last user turn, or None when there is no user turn.
+
+    Example:
+        >>> prompt_turns([{"role": "user", "content": "2+3?"}, {"role": "assistant", "content": "5"}])
+        [{'role': 'user', 'content': '2+3?'}]
+    """
+    last_user = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=None)
+    return None if last_user is None else list(messages[: last_user + 1])
 
 
 def _prompt_columns(values: list, path: str, row_name) -> tuple[list[str], list | None]:
@@ -266,9 +326,12 @@ def _prompt_columns(values: list, path: str, row_name) -> tuple[list[str], list 
         if is_chat:
             if not all(isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str) for m in value) or not value:
                 raise InputError(f"{path} {row_name(index)}: chat prompt must be a list of {{role, content}} messages")
-            messages.append([{"role": m["role"], "content": m["content"]} for m in value])
-            users = [m["content"] for m in value if m["role"] == "user"]
-            prompts.append(users[-1] if users else value[-1]["content"])
+            turns = prompt_turns(value)
+            if turns is None:
+                roles = ", ".join(m["role"] for m in value)
+                raise InputError(f"{path} {row_name(index)}: chat prompt has no user turn (roles: {roles}); the prompt ends at the last user turn")
+            messages.append([{"role": m["role"], "content": m["content"]} for m in turns])
+            prompts.append(turns[-1]["content"])
         elif isinstance(value, str):
             prompts.append(value)
         else:
@@ -276,13 +339,23 @@ def _prompt_columns(values: list, path: str, row_name) -> tuple[list[str], list 
     return prompts, messages
 
 
-def _answer_column(values: list, path: str, name: str, row_name) -> list[str]:
+def answer_column(values: list, path: str, name: str, row_name) -> list[str]:
+    """Gold answers as text, refusing values that cannot be right.
+
+    Raises:
+        InputError: a value is null, NaN, empty or whitespace only (nothing could be graded
+            correct against it, and an empty box would be), or not text or a number; the
+            message names file, row and column.
+    """
     answers = []
     for index, value in enumerate(values):
-        if value is None:
-            raise InputError(f"{path} {row_name(index)}: column '{name}' (the answer) is null")
+        where = f"{path} {row_name(index)}: column '{name}' (the gold answer)"
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            raise InputError(f"{where} is null")
         if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-            raise InputError(f"{path} {row_name(index)}: column '{name}' (the answer) is a {type(value).__name__}, expected text or a number")
+            raise InputError(f"{where} is a {type(value).__name__}, expected text or a number")
+        if isinstance(value, str) and not value.strip():
+            raise InputError(f"{where} is empty" if not value else f"{where} is only whitespace ({value!r})")
         answers.append(value if isinstance(value, str) else str(value))
     return answers
 

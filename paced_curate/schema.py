@@ -70,8 +70,9 @@ ROLLOUT_FIELDS = (
     _f("answer", pa.string()),
     _f("completion", pa.string()),
     _f("finish_reason", pa.string()),
-    _f("completion_tokens", pa.int32()),
-    _f("prompt_tokens", pa.int32()),
+    # Null when unknown: generations written by another tool rarely record token counts.
+    _f("completion_tokens", pa.int32(), nullable=True),
+    _f("prompt_tokens", pa.int32(), nullable=True),
     _f("error", pa.string(), nullable=True),
 )
 

@@ -28,9 +28,10 @@ from paced_curate.errors import ConfigError, ResumeMismatch
 from paced_curate.grade.graders import DEFAULT_TOLERANCE, GRADED_VERDICTS, GraderSpec, Outcome, load_grader, reduce_completion
 from paced_curate.grade.metrics import grade_summary
 from paced_curate.grade.pool import GradingPool
-from paced_curate.io import STDIO, claim_stdout, input_digest, read_table, write_table
+from paced_curate.io import STDIO, claim_stdout, input_digest, write_table
 from paced_curate.partdir import PartDirectory, package_versions
 from paced_curate.report import StageProgress, say
+from paced_curate.samples import SampleFields, read_generations
 from paced_curate.schema import GRADES, ROLLOUT_FIELDS, ROLLOUTS, conform, stage_metadata
 
 TRUNCATED_POLICIES = ("wrong", "exclude")
@@ -48,9 +49,10 @@ class GradeConfig:
     """Settings of `paced grade` (one field per flag)."""
 
     rollouts: str
-    """The rollouts: an output directory, a .parquet file, or "-" for an Arrow stream on stdin."""
+    """The generations: a paced rollouts folder or file, or any tool's JSONL/JSON/CSV/Parquet file,
+    Parquet folder or local Hugging Face dataset, or "-" for an Arrow stream on stdin."""
     output: str
-    """Output directory (resumable parts + manifest), or "-" for an Arrow stream on stdout."""
+    """Output folder (resumable part files), a NAME.parquet file, or "-" for an Arrow stream on stdout."""
     grader: str = "math"
     """math, exact, numeric, choice, or module:function (your own: (completion, gold) -> (verdict, extracted) or bool)."""
     workers: int = field(default_factory=_default_workers)
@@ -69,6 +71,24 @@ class GradeConfig:
     """Rows per part file of a directory output."""
     overwrite: bool = False
     """Delete an existing output and start afresh instead of resuming it."""
+    # How generations written by other tools are read (see paced_curate/samples.py).
+    problems: str | None = None
+    """Problem set to join gold answers (and prompts, extra columns) from, by id."""
+    id_field: str | None = None
+    """Column with the problem id; default: problem_id, id, unique_id, uid or doc_id."""
+    completion_field: str | None = None
+    """Column with the completion (text, a list of texts, or a chat whose last assistant turn is read)."""
+    answer_field: str | None = None
+    """Column with the gold answer (of --problems when given)."""
+    sample_index_field: str | None = None
+    """Column with the sample index; default: sample_index, else numbered in row order per problem."""
+
+    def sample_fields(self) -> SampleFields:
+        """The column mapping used to read `rollouts`."""
+        return SampleFields(
+            id_field=self.id_field, completion_field=self.completion_field, answer_field=self.answer_field,
+            sample_index_field=self.sample_index_field, problems=self.problems,
+        )
 
     def __post_init__(self) -> None:
         problems = []
@@ -109,7 +129,7 @@ class GradeConfig:
             "errors": self.errors,
             "timeout": self.timeout,
             "tolerance": tolerance,
-        }
+        } | {name: value for name, value in asdict(self.sample_fields()).items() if value is not None and name != "problems"}
 
 
 @dataclass(frozen=True)
@@ -299,9 +319,11 @@ def run_grade(config: GradeConfig) -> GradeResult:
 
 
 def _grade_into_output(config: GradeConfig, specs: tuple[GraderSpec, ...], pool: GradingPool) -> GradeResult:
-    table = read_table(config.rollouts, ROLLOUTS)
+    table = read_generations(config.rollouts, config.sample_fields())
     settings = config.settings()
     inputs = {"rollouts": {"path": config.rollouts, "sha256": input_digest(config.rollouts)}}
+    if config.problems is not None:
+        inputs["problems"] = {"path": config.problems, "sha256": input_digest(config.problems)}
     out = None
     resumed = 0
     if config.output != STDIO:

@@ -1,6 +1,8 @@
 """Turning a problem into the text the model sees: template, system prompt, chat template.
 
 The template holds `{prompt}` (filled by plain replacement, so `\\boxed{}` needs no escaping).
+A problem's own chat messages are sent only up to the last user turn (`problems.prompt_turns`):
+a trailing assistant turn is the worked solution, never shown to the student.
 With the chat template on, the filled template becomes the user message (after an optional
 system message) and the tokenizer's chat template renders it with a generation prompt; off,
 the system prompt and the filled template are joined as plain text.
@@ -10,7 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from paced_curate.errors import ConfigError
+from paced_curate.errors import ConfigError, InputError
+from paced_curate.problems import prompt_turns
 
 DEFAULT_TEMPLATE = "{prompt}\nPlease reason step by step, and put your final answer within \\boxed{}."
 CHAT_MODES = ("auto", "on", "off")
@@ -46,7 +49,11 @@ class PromptFormat:
     def messages(self, prompt: str, messages: list[dict] | None) -> list[dict]:
         """The chat messages for a problem: its own messages, or the filled template as the user turn."""
         if messages:
-            chat = [dict(m) for m in messages]
+            # Checked when the problems were read too; repeated here so no caller can leak an answer.
+            turns = prompt_turns(messages)
+            if turns is None:
+                raise InputError("a chat prompt has no user turn; the prompt ends at the last user turn")
+            chat = [dict(m) for m in turns]
         else:
             chat = [{"role": "user", "content": self.template.replace("{prompt}", prompt)}]
         if self.system_prompt and chat[0]["role"] != "system":

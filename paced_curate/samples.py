@@ -1,0 +1,432 @@
+"""Reading samples other tools wrote: generations for `paced grade`, verdicts for `paced weight`.
+
+Both go through the problem readers' one reading path (`problems.load_columns`: JSONL, JSON,
+CSV, Parquet, a Parquet folder, a local Hugging Face dataset, or "-"). A paced rollouts or
+grades table is read as it is; any other table needs only an id, a completion and a gold
+answer (generations) or an id and a verdict (graded samples):
+
+- id: `--id-field`, else the first of problem_id, id, unique_id, uid, doc_id (lm-eval); with
+  neither, a content hash of the prompt column and the gold answer (NeMo-Skills files carry no
+  id), as for problem sets.
+- completion: `--completion-field`, else the first of completion, generation, generations,
+  response, responses, output, outputs, resps (lm-eval); a list of completions in one row
+  (open-r1's `generations`, lm-eval's `resps`) becomes one sample per element; a chat
+  conversation becomes its last assistant turn.
+- gold answer: `--answer-field`, else the problem readers' candidates (answer, gold,
+  final_answer, ground_truth, expected_answer, target); or joined from `--problems FILE` by id.
+- sample_index: `--sample-index-field` or `sample_index` if present, else numbered 0, 1, ... in
+  row order within each problem. finish_reason: `stop` when absent. Other columns pass through.
+
+    table = read_generations("nemo_output.jsonl", SampleFields())       # a ROLLOUTS table
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from paced_curate.errors import InputError
+from paced_curate.io import STDIO, read_ipc_stdin
+from paced_curate.problems import (
+    ANSWER_CANDIDATES,
+    ID_CANDIDATES,
+    PROMPT_CANDIDATES,
+    Columns,
+    FieldMap,
+    answer_column,
+    load_columns,
+    parquet_folder_files,
+    pick_column,
+    read_problems,
+)
+from paced_curate.schema import FINISH_REASONS, GRADES, ROLLOUT_FIELDS, ROLLOUTS, VERDICTS, conform, read_metadata
+
+SAMPLE_ID_CANDIDATES = ID_CANDIDATES + ("doc_id",)
+COMPLETION_CANDIDATES = ("completion", "generation", "generations", "response", "responses", "output", "outputs", "resps")
+GRADE_ONLY = {f.name for f in GRADES.fields + GRADES.optional} - {f.name for f in ROLLOUT_FIELDS}
+# What a verdict counts as when a file carries only a verdict: grading failures are left out of
+# the pass rate, as `paced grade --errors exclude` (its default) would.
+SCORED_VERDICTS = ("correct", "incorrect", "no_answer", "truncated")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SampleFields:
+    """Which columns of a generations (or graded) file hold what; None: found among common names."""
+
+    id_field: str | None = None
+    """Column with the problem id (also the join key with --problems)."""
+    completion_field: str | None = None
+    """Column with the completion text (or a list of completions, or a chat conversation)."""
+    answer_field: str | None = None
+    """Column with the gold answer (of the problem set, when --problems is given)."""
+    sample_index_field: str | None = None
+    """Column with the sample's index within its problem; default: sample_index, else row order."""
+    problems: str | None = None
+    """Problem set to take gold answers (and prompts, extra columns) from, joined by id."""
+    split: str | None = None
+    """Split of a Hugging Face dataset folder."""
+
+    def is_default(self) -> bool:
+        return all(value is None for value in (self.id_field, self.completion_field, self.answer_field, self.sample_index_field, self.problems))
+
+
+# --- paced tables as they are ------------------------------------------------------------------
+
+
+def _paced_stage(path: str) -> str | None:
+    """The paced stage recorded in a Parquet file or folder's metadata, or None (no reading of rows)."""
+    import pyarrow.parquet as pq
+
+    target = Path(path)
+    if target.is_dir():
+        files = parquet_folder_files(target)
+        first = files[0] if files else None
+    else:
+        first = target if target.suffix.lower() == ".parquet" else None
+    if first is None:
+        return None
+    try:
+        return read_metadata(pq.read_schema(first)).get("stage")
+    except (OSError, pa.ArrowException):
+        return None  # the reader names the real problem
+
+
+def read_generations(path: str, fields: SampleFields | None = None) -> pa.Table:
+    """Read generations as a rollouts table (`schema.ROLLOUTS`), whatever tool wrote them.
+
+    Args:
+        path: a file, a folder or "-" (see the module docstring).
+        fields: column mapping and the optional `--problems` join.
+
+    Returns:
+        A ROLLOUTS table, one row per sample, in input order (a row holding a list of K
+        completions gives K rows); `completion_tokens`/`prompt_tokens` are null when unknown.
+
+    Raises:
+        InputError: a needed column is missing, a gold answer is empty, a generation's id is not
+            in --problems, or a (problem_id, sample_index) repeats (message names file, row, key).
+        SchemaError: a paced table that does not match its schema.
+    """
+    fields = fields or SampleFields()
+    if path == STDIO:
+        table = read_ipc_stdin()
+        if read_metadata(table.schema).get("stage") is not None and fields.is_default():
+            return _checked(conform(table, ROLLOUTS, "stdin"), "stdin")
+        raw = Columns.from_table(table)
+    else:
+        if Path(path).exists() and _paced_stage(path) is not None and fields.is_default():
+            from paced_curate.io import read_table
+
+            return _checked(read_table(path, ROLLOUTS), path)
+        raw = load_columns(path, fields.split)
+    if raw.num_rows == 0:
+        raise InputError(f"{_shown(path)}: holds no generations")
+    return _normalise(raw, fields, _shown(path))
+
+
+def _shown(path: str) -> str:
+    return "stdin" if path == STDIO else path
+
+
+def _checked(table: pa.Table, source: str) -> pa.Table:
+    check_unique_samples(table, source)
+    for index, value in enumerate(table.column("answer").to_pylist()):
+        if not value.strip():
+            raise InputError(f"{source} row {index}: column 'answer' (the gold answer) is {'empty' if not value else 'only whitespace'}")
+    return table
+
+
+def _normalise(raw: Columns, fields: SampleFields, path: str) -> pa.Table:
+    names = list(raw.data)
+    id_col = pick_column(names, fields.id_field, SAMPLE_ID_CANDIDATES, "--id-field", path, required=False)
+    completion_col = pick_column(names, fields.completion_field, COMPLETION_CANDIDATES, "--completion-field", path, required=True)
+    index_col = pick_column(names, fields.sample_index_field, ("sample_index",), "--sample-index-field", path, required=False)
+    prompt_candidates = tuple(c for c in PROMPT_CANDIDATES if c != completion_col)
+    prompt_col = pick_column(names, None, prompt_candidates, "--prompt-field", path, required=False)
+    answer_col = None
+    if fields.problems is None:
+        answer_col = pick_column(names, fields.answer_field, ANSWER_CANDIDATES, "--answer-field", path, required=True)
+    _refuse_repeated_filters(raw, path)
+
+    prompts = [_prompt_text(v) for v in raw.values(prompt_col)] if prompt_col else [""] * raw.num_rows
+    if fields.problems is not None:
+        if id_col is None:
+            raise InputError(f"{path}: --problems joins by id, but found none of {', '.join(SAMPLE_ID_CANDIDATES)}; name it with --id-field")
+        ids = _ids(raw, id_col, path)
+        answers, prompts, extra = _join_problems(ids, prompts, fields, raw, path)
+    else:
+        answers = answer_column(raw.values(answer_col), path, answer_col, raw.where)
+        if id_col is not None:
+            ids = _ids(raw, id_col, path)
+        elif prompt_col is not None:
+            ids = [_content_id(p, a) for p, a in zip(prompts, answers)]
+        else:
+            raise InputError(
+                f"{path}: found no id column ({', '.join(SAMPLE_ID_CANDIDATES)}) and no prompt column to derive one from; "
+                "name the id column with --id-field"
+            )
+        extra = {}
+
+    rows, completions = _expand(raw.values(completion_col), completion_col, path, raw.where)
+    given_index = raw.values(index_col) if index_col else None
+    if given_index is not None and any(isinstance(v, list) for v in raw.values(completion_col)):
+        raise InputError(f"{path}: column {completion_col!r} holds lists of completions and {index_col!r} gives one index per row; drop one")
+    sample_ids = [ids[r] for r in rows]
+    indices = _sample_indices(sample_ids, [given_index[r] for r in rows] if given_index else None, index_col, path, raw.where, rows)
+    finish = _finish_reasons(raw, rows, path)
+    out = {
+        "problem_id": pa.array(sample_ids, pa.string()),
+        "sample_index": pa.array(indices, pa.int32()),
+        "prompt": pa.array([prompts[r] for r in rows], pa.string()),
+        "answer": pa.array([answers[r] for r in rows], pa.string()),
+        "completion": pa.array(completions, pa.string()),
+        "finish_reason": pa.array(finish, pa.string()),
+        "completion_tokens": _optional_ints(raw, "completion_tokens", rows),
+        "prompt_tokens": _optional_ints(raw, "prompt_tokens", rows),
+        "error": pa.array([raw.values("error")[r] for r in rows] if "error" in names else [None] * len(rows), pa.string()),
+    }
+    mapped = {id_col, completion_col, index_col, answer_col, prompt_col, "finish_reason", "completion_tokens", "prompt_tokens", "error"}
+    take = pa.array(rows, pa.int64())
+    for name in names:
+        if name in mapped or name in GRADE_ONLY:
+            continue  # a verdict from another grader would clash with ours
+        out[name] = _take(raw.arrow(name, path), take)
+    for name, column in extra.items():
+        out.setdefault(name, _take(column, take))
+    table = conform(pa.table(out), ROLLOUTS, path)
+    check_unique_samples(table, path)
+    return table
+
+
+def _take(column, take: pa.Array):
+    return column.take(take)
+
+
+def _prompt_text(value) -> str:
+    if isinstance(value, list):
+        users = [m.get("content", "") for m in value if isinstance(m, dict) and m.get("role") == "user"]
+        return users[-1] if users else ""
+    return "" if value is None else str(value)
+
+
+def _ids(raw: Columns, id_col: str, path: str) -> list[str]:
+    ids = []
+    for index, value in enumerate(raw.values(id_col)):
+        if value is None or value == "":
+            raise InputError(f"{path} {raw.where(index)}: column '{id_col}' (the id) is empty")
+        ids.append(str(value))
+    return ids
+
+
+def _content_id(prompt: str, answer: str) -> str:
+    # The same hash `problems.read_problems` gives a text problem without an id, so a generations
+    # file and its problem set agree on ids.
+    text = json.dumps({"prompt": prompt, "answer": answer}, sort_keys=True)
+    return "p" + hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _refuse_repeated_filters(raw: Columns, path: str) -> None:
+    # lm-eval writes each document once per filter (strict-match, flexible-extract) with the same
+    # responses: counting every row would count each sample twice.
+    if "filter" in raw.data and "doc_id" in raw.data:
+        filters = sorted({str(v) for v in raw.values("filter")})
+        if len(filters) > 1:
+            raise InputError(
+                f"{path}: holds each document once per lm-eval filter ({', '.join(filters)}); "
+                "keep one filter's rows, or each sample would count more than once"
+            )
+
+
+def _expand(values: list, name: str, path: str, where) -> tuple[list[int], list[str]]:
+    """One (row, completion) per sample: lists of completions and nested lists are flattened."""
+    rows, completions = [], []
+    for index, value in enumerate(values):
+        for text in _completions(value, name, f"{path} {where(index)}"):
+            rows.append(index)
+            completions.append(text)
+    return rows, completions
+
+
+def _completions(value, name: str, where: str) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and value and all(isinstance(m, dict) and "role" in m for m in value):
+        answers = [m.get("content") for m in value if m.get("role") == "assistant"]
+        if not answers or not isinstance(answers[-1], str):
+            raise InputError(f"{where}: column {name!r} is a conversation without an assistant turn")
+        return [answers[-1]]
+    if isinstance(value, list):
+        out = []
+        for item in value:
+            out.extend(_completions(item, name, where))
+        if not out:
+            raise InputError(f"{where}: column {name!r} is an empty list of completions")
+        return out
+    kind = "null" if value is None else type(value).__name__
+    raise InputError(f"{where}: column {name!r} (the completion) is {kind}, expected text or a list of texts")
+
+
+def _sample_indices(ids: list[str], given: list | None, name: str | None, path: str, where, rows: list[int]) -> list[int]:
+    """The given indices (missing ones numbered after row order), else 0, 1, ... per problem."""
+    counters: dict[str, int] = defaultdict(int)
+    out = []
+    for position, problem_id in enumerate(ids):
+        value = given[position] if given is not None else None
+        if value is None or (isinstance(value, str) and not value.strip()):
+            out.append(counters[problem_id])
+            counters[problem_id] += 1
+            continue
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            raise InputError(f"{path} {where(rows[position])}: column {name!r} (the sample index) is {value!r}, expected a whole number") from None
+        if number < 0 or number != float(value):
+            raise InputError(f"{path} {where(rows[position])}: column {name!r} (the sample index) is {value!r}, expected a whole number >= 0")
+        out.append(number)
+    return out
+
+
+def _finish_reasons(raw: Columns, rows: list[int], path: str) -> list[str]:
+    if "finish_reason" not in raw.data:
+        return ["stop"] * len(rows)
+    values = raw.values("finish_reason")
+    out = []
+    for r in rows:
+        value = values[r]
+        if value is None:
+            out.append("stop")
+        elif value in FINISH_REASONS:
+            out.append(value)
+        else:
+            raise InputError(f"{path} {raw.where(r)}: column 'finish_reason' is {value!r}; allowed: {', '.join(FINISH_REASONS)}")
+    return out
+
+
+def _optional_ints(raw: Columns, name: str, rows: list[int]) -> pa.Array:
+    if name not in raw.data:
+        return pa.nulls(len(rows), pa.int32())
+    values = raw.values(name)
+    return pa.array([None if values[r] is None else int(values[r]) for r in rows], pa.int32())
+
+
+def _join_problems(ids: list[str], prompts: list[str], fields: SampleFields, raw: Columns, path: str):
+    """Gold answers, prompts (where the generations have none) and the problems' extra columns, by id."""
+    problems = read_problems(fields.problems, FieldMap(id_field=fields.id_field, answer_field=fields.answer_field, split=fields.split))
+    position = {pid: i for i, pid in enumerate(problems.column("problem_id").to_pylist())}
+    index = []
+    for row, problem_id in enumerate(ids):
+        if problem_id not in position:
+            raise InputError(f"{path} {raw.where(row)}: problem id {problem_id!r} is not in {fields.problems}")
+        index.append(position[problem_id])
+    take = pa.array(index, pa.int64())
+    answers = problems.column("answer").take(take).to_pylist()
+    problem_prompts = problems.column("prompt").take(take).to_pylist()
+    prompts = [own or theirs for own, theirs in zip(prompts, problem_prompts)]
+    skip = {"problem_id", "prompt", "answer", "messages", *raw.data}
+    extra = {name: problems.column(name).take(take) for name in problems.column_names if name not in skip}
+    return answers, prompts, extra
+
+
+# --- the uniqueness of samples ----------------------------------------------------------------
+
+
+def check_unique_samples(table: pa.Table, source: str) -> None:
+    """Refuse a table in which a (problem_id, sample_index) repeats.
+
+    A repeated sample would count as extra evidence (p = 1/3 instead of 1/4 for a copied wrong
+    sample), so it is an error, never silently counted.
+
+    Raises:
+        InputError: naming the first repeated key, how often it occurs, and its rows.
+    """
+    if table.num_rows == 0:
+        return
+    keys = table.select(["problem_id", "sample_index"])
+    counts = keys.group_by(["problem_id", "sample_index"], use_threads=False).aggregate([([], "count_all")])
+    repeated = counts.filter(pc.greater(counts.column("count_all"), 1))
+    if repeated.num_rows == 0:
+        return
+    first = repeated.slice(0, 1).to_pylist()[0]
+    report_repeated_sample(keys, first["problem_id"], first["sample_index"], repeated.num_rows, source)
+
+
+def report_repeated_sample(keys: pa.Table, problem_id: str, sample_index: int, num_repeated: int, source: str) -> None:
+    """Raise the `InputError` for a repeated sample key, naming its rows (first three)."""
+    mask = pc.and_(pc.equal(keys.column("problem_id"), problem_id), pc.equal(keys.column("sample_index"), sample_index))
+    rows = pc.indices_nonzero(mask).to_pylist() if hasattr(pc, "indices_nonzero") else [i for i, m in enumerate(mask.to_pylist()) if m]
+    more = f" ({num_repeated - 1:,} more keys repeat)" if num_repeated > 1 else ""
+    raise InputError(
+        f"{source}: sample (problem_id={problem_id!r}, sample_index={sample_index}) appears {len(rows)} times "
+        f"(rows {', '.join(str(r) for r in rows[:3])}){more}; each (problem_id, sample_index) must be unique"
+    )
+
+
+# --- graded samples from other tools (paced weight) --------------------------------------------
+
+
+def read_verdicts(path: str, fields: SampleFields | None = None) -> pa.Table:
+    """Read graded samples that another tool (or a hand-made file) wrote, for `paced weight`.
+
+    Needs an id column and either `verdict` (one of schema.VERDICTS) or `correct` (true/false,
+    1/0, "true"/"false"); `scored` is read when present, else a verdict counts when it is
+    correct, incorrect, no_answer or truncated (timeout and error are left out, as `paced grade
+    --errors exclude` does) and a `correct` value always counts. `sample_index` is read when
+    present, else numbered in row order within each problem.
+
+    Returns:
+        A table of problem_id (string), sample_index (int32), verdict (string), scored (bool).
+
+    Raises:
+        InputError: no id or verdict column, a value that is not a verdict or a truth value
+            (file, row, column), or a repeated (problem_id, sample_index).
+    """
+    fields = fields or SampleFields()
+    raw = Columns.from_table(read_ipc_stdin()) if path == STDIO else load_columns(path, fields.split)
+    path = _shown(path)
+    if raw.num_rows == 0:
+        raise InputError(f"{path}: holds no graded samples")
+    names = list(raw.data)
+    id_col = pick_column(names, fields.id_field, SAMPLE_ID_CANDIDATES, "--id-field", path, required=True)
+    ids = _ids(raw, id_col, path)
+    if "verdict" in names:
+        verdicts = []
+        for row, value in enumerate(raw.values("verdict")):
+            if value not in VERDICTS:
+                raise InputError(f"{path} {raw.where(row)}: column 'verdict' is {value!r}; allowed: {', '.join(VERDICTS)}")
+            verdicts.append(value)
+        scored = [v in SCORED_VERDICTS for v in verdicts]
+    elif "correct" in names:
+        truth = [_truth(v, path, raw.where(row)) for row, v in enumerate(raw.values("correct"))]
+        verdicts = ["correct" if t else "incorrect" for t in truth]
+        scored = [True] * len(truth)
+    else:
+        raise InputError(f"{path}: needs a 'verdict' column ({', '.join(VERDICTS)}) or a 'correct' column (true/false); columns: {', '.join(names)}")
+    if "scored" in names:
+        scored = [_truth(v, path, raw.where(row), "scored") for row, v in enumerate(raw.values("scored"))]
+    index_col = pick_column(names, fields.sample_index_field, ("sample_index",), "--sample-index-field", path, required=False)
+    given = raw.values(index_col) if index_col else None
+    indices = _sample_indices(ids, given, index_col, path, raw.where, list(range(len(ids))))
+    table = pa.table({
+        "problem_id": pa.array(ids, pa.string()),
+        "sample_index": pa.array(indices, pa.int32()),
+        "verdict": pa.array(verdicts, pa.string()),
+        "scored": pa.array(scored, pa.bool_()),
+    })
+    check_unique_samples(table, path)
+    return table
+
+
+def _truth(value, path: str, where: str, name: str = "correct") -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0"):
+        return value.strip().lower() in ("true", "1")
+    raise InputError(f"{path} {where}: column '{name}' is {value!r}, expected true/false or 1/0")
