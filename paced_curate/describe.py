@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from paced_curate.errors import InputError
-from paced_curate.io import STDIO, list_parts, read_manifest, read_parquet, read_table, shard_dirs
+from paced_curate.io import STDIO, list_parts, read_manifest, read_parquet, read_parquet_schema, read_table, shard_dirs
 from paced_curate.report import key_value_table, rows_table, say, show
 from paced_curate.schema import SPECS, read_metadata
 
@@ -64,10 +64,7 @@ def _detect(path: str) -> tuple[str | None, pa.Schema | None, dict | None, pa.Ta
         raise InputError(f"{path}: holds no Parquet files to inspect")
     if first.suffix.lower() != ".parquet":
         return "problems", None, None, None
-    try:
-        schema = pq.read_schema(first)
-    except pa.ArrowInvalid as error:
-        raise InputError(f"{first}: not a readable Parquet file (cut off mid-write?): {error}") from None
+    schema = read_parquet_schema(first)
     stage = (manifest or {}).get("stage") or read_metadata(schema).get("stage")
     return stage or "problems", schema, manifest, None
 
@@ -92,6 +89,10 @@ def run_inspect(config: InspectConfig) -> dict:
         return report
     if table is None:
         table = read_table(config.path, SPECS[stage])
+    if stage in ("rollouts", "grades"):
+        from paced_curate.samples import check_unique_samples
+
+        check_unique_samples(table, "stdin" if config.path == STDIO else config.path)
     meta = read_metadata(table.schema)
     report["rows"] = table.num_rows
     report["schema"] = [[f.name, str(f.type)] for f in table.schema]

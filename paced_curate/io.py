@@ -267,6 +267,20 @@ def read_parquet(path: str | Path, columns: list[str] | None = None) -> pa.Table
         raise InputError(f"{path}: cannot read Parquet: {error}") from None
 
 
+def read_parquet_schema(path: str | Path) -> pa.Schema:
+    """The schema (with metadata) of a Parquet file, from its footer; errors as `read_parquet`'s."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    kind = sniff_format(path)
+    if kind != "parquet":
+        raise InputError(f"{path}: is not a Parquet file: {_FORMAT_NAMES[kind]}")
+    try:
+        return pq.read_schema(path)
+    except (OSError, pa.ArrowException) as error:
+        raise InputError(f"{path}: not a readable Parquet file (cut off mid-write?): {error}") from None
+
+
 _FORMAT_NAMES = {
     "arrow": "it holds an Arrow IPC stream; pipe it in with '-'",
     "jsonl": "it holds JSON lines; name it .jsonl",

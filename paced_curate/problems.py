@@ -22,10 +22,10 @@ from pathlib import Path
 import pyarrow as pa
 
 from paced_curate.errors import InputError
-from paced_curate.io import STDIO, read_ipc_stdin, read_manifest, read_parquet
+from paced_curate.io import MANIFEST, STDIO, read_ipc_stdin, read_manifest, read_parquet
 from paced_curate.schema import MESSAGE, PROBLEMS, conform
 
-ID_CANDIDATES = ("problem_id", "id", "unique_id", "uid")
+ID_CANDIDATES = ("problem_id", "id", "unique_id", "uid", "uuid")
 PROMPT_CANDIDATES = ("prompt", "problem", "question", "messages", "input")
 SOURCE_MESSAGES = "source_messages"
 ANSWER_CANDIDATES = ("answer", "gold", "final_answer", "ground_truth", "expected_answer", "target")
@@ -36,7 +36,7 @@ class FieldMap:
     """Which input columns hold the id, the prompt and the gold answer."""
 
     id_field: str | None = None
-    """Column with unique problem ids; by default the first of problem_id, id, unique_id, uid, else a content hash."""
+    """Column with unique problem ids; by default the first of problem_id, id, unique_id, uid, uuid, else a content hash."""
     prompt_field: str | None = None
     """Column with the prompt (text or chat messages); by default the first of prompt, problem, question, messages, input."""
     answer_field: str | None = None
@@ -149,6 +149,8 @@ def parquet_folder_files(directory: Path) -> list[Path] | None:
         InputError: the folder is an unfinished paced output.
     """
     files = sorted(p for p in directory.rglob("*") if p.is_file() and not p.name.startswith("."))
+    # An output written before the extras folder existed keeps its manifest inside.
+    files = [p for p in files if p != directory / MANIFEST]
     if not files or any(p.suffix.lower() != ".parquet" for p in files):
         return None
     manifest = read_manifest(directory)

@@ -5,7 +5,7 @@ CSV, Parquet, a Parquet folder, a local Hugging Face dataset, or "-"). A paced r
 grades table is read as it is; any other table needs only an id, a completion and a gold
 answer (generations) or an id and a verdict (graded samples):
 
-- id: `--id-field`, else the first of problem_id, id, unique_id, uid, doc_id (lm-eval); with
+- id: `--id-field`, else the first of problem_id, id, unique_id, uid, uuid, doc_id (lm-eval); with
   neither, a content hash of the prompt column and the gold answer (NeMo-Skills files carry no
   id), as for problem sets.
 - completion: `--completion-field`, else the first of completion, generation, generations,
@@ -79,7 +79,7 @@ class SampleFields:
 # --- paced tables as they are ------------------------------------------------------------------
 
 
-def _paced_stage(path: str) -> str | None:
+def paced_stage(path: str) -> str | None:
     """The paced stage recorded in a Parquet file or folder's metadata, or None (no reading of rows)."""
     import pyarrow.parquet as pq
 
@@ -120,7 +120,7 @@ def read_generations(path: str, fields: SampleFields | None = None) -> pa.Table:
             return _checked(conform(table, ROLLOUTS, "stdin"), "stdin")
         raw = Columns.from_table(table)
     else:
-        if Path(path).exists() and _paced_stage(path) is not None and fields.is_default():
+        if Path(path).exists() and paced_stage(path) is not None and fields.is_default():
             from paced_curate.io import read_table
 
             return _checked(read_table(path, ROLLOUTS), path)
@@ -353,15 +353,15 @@ def check_unique_samples(table: pa.Table, source: str) -> None:
     if repeated.num_rows == 0:
         return
     first = repeated.slice(0, 1).to_pylist()[0]
-    report_repeated_sample(keys, first["problem_id"], first["sample_index"], repeated.num_rows, source)
+    mask = pc.and_(pc.equal(keys.column("problem_id"), first["problem_id"]), pc.equal(keys.column("sample_index"), first["sample_index"]))
+    rows = [i for i, hit in enumerate(mask.to_pylist()) if hit]
+    raise repeated_sample_error(first["problem_id"], first["sample_index"], rows, repeated.num_rows, source)
 
 
-def report_repeated_sample(keys: pa.Table, problem_id: str, sample_index: int, num_repeated: int, source: str) -> None:
-    """Raise the `InputError` for a repeated sample key, naming its rows (first three)."""
-    mask = pc.and_(pc.equal(keys.column("problem_id"), problem_id), pc.equal(keys.column("sample_index"), sample_index))
-    rows = pc.indices_nonzero(mask).to_pylist() if hasattr(pc, "indices_nonzero") else [i for i, m in enumerate(mask.to_pylist()) if m]
-    more = f" ({num_repeated - 1:,} more keys repeat)" if num_repeated > 1 else ""
-    raise InputError(
+def repeated_sample_error(problem_id: str, sample_index: int, rows: list[int], num_repeated: int, source: str) -> InputError:
+    """The error for a repeated sample key, naming the key, its rows (first three) and how many keys repeat."""
+    more = f"; {num_repeated - 1:,} more keys repeat" if num_repeated > 1 else ""
+    return InputError(
         f"{source}: sample (problem_id={problem_id!r}, sample_index={sample_index}) appears {len(rows)} times "
         f"(rows {', '.join(str(r) for r in rows[:3])}){more}; each (problem_id, sample_index) must be unique"
     )
@@ -387,7 +387,15 @@ def read_verdicts(path: str, fields: SampleFields | None = None) -> pa.Table:
             (file, row, column), or a repeated (problem_id, sample_index).
     """
     fields = fields or SampleFields()
-    raw = Columns.from_table(read_ipc_stdin()) if path == STDIO else load_columns(path, fields.split)
+    if path == STDIO:
+        table = read_ipc_stdin()
+        if read_metadata(table.schema).get("stage") is not None:
+            graded = conform(table, GRADES, "stdin").select(["problem_id", "sample_index", "verdict", "scored"])
+            check_unique_samples(graded, "stdin")
+            return graded
+        raw = Columns.from_table(table)
+    else:
+        raw = load_columns(path, fields.split)
     path = _shown(path)
     if raw.num_rows == 0:
         raise InputError(f"{path}: holds no graded samples")

@@ -75,7 +75,7 @@ class GradeConfig:
     problems: str | None = None
     """Problem set to join gold answers (and prompts, extra columns) from, by id."""
     id_field: str | None = None
-    """Column with the problem id; default: problem_id, id, unique_id, uid or doc_id."""
+    """Column with the problem id; default: problem_id, id, unique_id, uid, uuid or doc_id."""
     completion_field: str | None = None
     """Column with the completion (text, a list of texts, or a chat whose last assistant turn is read)."""
     answer_field: str | None = None

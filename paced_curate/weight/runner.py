@@ -25,8 +25,9 @@ import pyarrow.parquet as pq
 
 from paced_curate import __version__
 from paced_curate.errors import ConfigError, InputError, SchemaError
-from paced_curate.io import STDIO, complete_shards, input_digest, part_files, read_manifest, read_table, shard_dirs, write_table
+from paced_curate.io import STDIO, complete_shards, read_parquet_schema, input_digest, part_files, read_manifest, read_table, shard_dirs, write_table
 from paced_curate.partdir import command_line, package_versions
+from paced_curate.samples import paced_stage, read_verdicts, repeated_sample_error
 from paced_curate.schema import GRADES, VERDICTS, WEIGHTS, check_schema, stage_metadata
 from paced_curate.weight.kernels import (
     ESTIMATORS,
@@ -62,7 +63,7 @@ __all__ = [
     "weight_chart",
 ]
 
-SAMPLE_COLUMNS = ["problem_id", "verdict", "scored"]
+SAMPLE_COLUMNS = ["problem_id", "sample_index", "verdict", "scored"]
 COUNT_COLUMNS = ["problem_id", "n_samples", "n_correct", "n_excluded", "n_scored"]
 
 
@@ -71,8 +72,9 @@ class WeightConfig:
     """Settings of `paced weight`; each field is the flag of the same name."""
 
     graded: str
-    """The graded samples: a .parquet file, a `paced grade` output directory, a directory of
-    shard-* directories, or "-" for an Arrow stream on stdin."""
+    """The graded samples: a `paced grade` output (folder, .parquet file, shard-* folders), or
+    any tool's JSONL/JSON/CSV/Parquet with an id and a `verdict` or `correct` column, or "-"
+    for an Arrow stream on stdin."""
     output: str | None = None
     """Where to write the weights: a NAME.parquet file, a folder (one part file), "-" for an
     Arrow stream on stdout, or None to only return the table."""
@@ -253,12 +255,13 @@ def count_samples(graded: str) -> pa.Table:
             shards overlap.
         SchemaError: the input is not a valid grades table.
     """
-    if graded == STDIO:
-        samples = pl.from_arrow(read_table(STDIO, GRADES).select(SAMPLE_COLUMNS)).lazy()
-        groups: list[list[Path]] = []
-    else:
+    groups: list[list[Path]] = []
+    if graded != STDIO and paced_stage(graded) is not None:
         groups = _parquet_groups(graded)
         samples = _scan(groups)
+    else:
+        # stdin, or samples another tool graded (JSONL, CSV, Parquet without paced metadata).
+        samples = pl.from_arrow(read_verdicts(graded).select(SAMPLE_COLUMNS)).lazy()
     shard_checks = [pl.col("_shard").min().alias("_first_shard"), pl.col("_shard").max().alias("_last_shard")]
     counts = (
         samples.group_by("problem_id")
@@ -269,6 +272,8 @@ def count_samples(graded: str) -> pa.Table:
             # Nulls and unknown verdicts would silently count as "not correct": count the good ones.
             pl.col("scored").count().alias("_known_scored"),
             pl.col("verdict").is_in(list(VERDICTS)).sum().alias("_known_verdicts"),
+            # A repeated sample would count twice: compare distinct indices with rows.
+            pl.col("sample_index").n_unique().alias("_distinct_samples"),
             *(shard_checks if len(groups) > 1 else []),
         )
         .sort("problem_id")
@@ -277,6 +282,7 @@ def count_samples(graded: str) -> pa.Table:
     if counts.height == 0:
         raise InputError(f"{_source(graded)}: holds no graded samples")
     _check_counts(counts, graded, groups)
+    _check_unique(counts, samples, graded)
     counts = counts.with_columns((pl.col("n_samples") - pl.col("n_scored")).alias("n_excluded"))
     arrays = [counts.get_column(name).to_arrow() for name in COUNT_COLUMNS]
     schema = WEIGHTS.schema_for(COUNT_COLUMNS)
@@ -296,11 +302,7 @@ def _parquet_groups(graded: str) -> list[list[Path]]:
     else:
         groups = [[target]]
     for file in (file for group in groups for file in group):
-        try:
-            schema = pq.read_schema(file)
-        except (OSError, pa.ArrowException) as error:
-            raise InputError(f"{file}: not a readable Parquet file (cut off mid-write?): {error}") from None
-        check_schema(schema, GRADES, str(file))
+        check_schema(read_parquet_schema(file), GRADES, str(file))
     return groups
 
 
@@ -336,6 +338,18 @@ def _check_counts(counts: pl.DataFrame, graded: str, groups: list[list[Path]]) -
             raise InputError(
                 f"{graded}: shards {first.name} and {last.name} overlap (both hold problem_id {row['problem_id']!r})"
             )
+
+
+def _check_unique(counts: pl.DataFrame, samples: pl.LazyFrame, graded: str) -> None:
+    """Refuse a repeated (problem_id, sample_index): it would count as extra evidence."""
+    repeated = counts.filter(pl.col("_distinct_samples") != pl.col("n_samples"))
+    if repeated.height == 0:
+        return
+    problem_id = repeated.get_column("problem_id")[0]
+    rows = samples.with_row_index("_row").filter(pl.col("problem_id") == problem_id).collect()
+    index = rows.filter(pl.col("sample_index").is_duplicated()).get_column("sample_index")[0]
+    within = rows.filter(pl.col("sample_index") == index).get_column("_row").to_list()
+    raise repeated_sample_error(problem_id, index, within, repeated.height, _source(graded))
 
 
 # --- weights --------------------------------------------------------------------------------
