@@ -27,6 +27,7 @@ from paced_curate import __version__
 from paced_curate.errors import ConfigError, InputError, SchemaError
 from paced_curate.io import STDIO, complete_shards, read_parquet_schema, input_digest, part_files, read_manifest, read_table, shard_dirs, write_table
 from paced_curate.partdir import command_line, package_versions
+from paced_curate.problems import parquet_folder_files
 from paced_curate.samples import paced_stage, read_verdicts, repeated_sample_error
 from paced_curate.schema import GRADES, VERDICTS, WEIGHTS, check_schema, stage_metadata
 from paced_curate.weight.kernels import (
@@ -256,7 +257,7 @@ def count_samples(graded: str) -> pa.Table:
         SchemaError: the input is not a valid grades table.
     """
     groups: list[list[Path]] = []
-    if graded != STDIO and paced_stage(graded) is not None:
+    if graded != STDIO and _is_stage_table(graded):
         groups = _parquet_groups(graded)
         samples = _scan(groups)
     else:
@@ -287,6 +288,25 @@ def count_samples(graded: str) -> pa.Table:
     arrays = [counts.get_column(name).to_arrow() for name in COUNT_COLUMNS]
     schema = WEIGHTS.schema_for(COUNT_COLUMNS)
     return pa.Table.from_arrays([a.cast(f.type) for a, f in zip(arrays, schema)], schema=schema)
+
+
+def _is_stage_table(graded: str) -> bool:
+    """Whether a path is a paced stage table (by its metadata, or by having every grades column).
+
+    Those are scanned lazily and validated against the grades schema; anything else is read by
+    its columns as graded samples from another tool.
+    """
+    if paced_stage(graded) is not None:
+        return True
+    target = Path(graded)
+    first = target if target.suffix.lower() == ".parquet" else None
+    if target.is_dir():
+        files = parquet_folder_files(target)
+        first = files[0] if files else None
+    if first is None or not first.is_file():
+        return False
+    names = set(read_parquet_schema(first).names)
+    return all(name in names for name in GRADES.field_names())
 
 
 def _parquet_groups(graded: str) -> list[list[Path]]:
