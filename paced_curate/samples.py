@@ -136,9 +136,11 @@ def _shown(path: str) -> str:
 
 def _checked(table: pa.Table, source: str) -> pa.Table:
     check_unique_samples(table, source)
-    for index, value in enumerate(table.column("answer").to_pylist()):
-        if not value.strip():
-            raise InputError(f"{source} row {index}: column 'answer' (the gold answer) is {'empty' if not value else 'only whitespace'}")
+    blank = pc.equal(pc.utf8_trim_whitespace(table.column("answer")), "")
+    if pc.any(blank).as_py():
+        index = pc.index(blank, True).as_py()
+        value = table.column("answer")[index].as_py()
+        raise InputError(f"{source} row {index}: column 'answer' (the gold answer) is {'empty' if not value else 'only whitespace'}")
     return table
 
 
