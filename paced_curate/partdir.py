@@ -201,8 +201,8 @@ class PartDirectory:
             "parts": [],
             "rows": 0,
         }
-        # Keep what an earlier run recorded (creation time, summary) when resuming it.
-        manifest.update({k: v for k, v in (existing or {}).items() if k in ("created", "summary", "complete")})
+        # Keep what an earlier run recorded (creation time, summary, parts already hashed).
+        manifest.update({k: v for k, v in (existing or {}).items() if k in ("created", "summary", "complete", "parts")})
         manifest.update(extra or {})
         provenance = {
             "settings": settings,
