@@ -45,6 +45,7 @@ from paced_curate.io import (
     list_parts,
     read_manifest,
     read_parquet,
+    read_parquet_schema,
     write_manifest,
     write_parquet,
 )
@@ -105,11 +106,11 @@ def recorded_state(path: Path) -> dict | None:
     Returns:
         {"stage", "schema_version", "settings", "inputs", "versions", ...}, or None for a file
         paced did not write.
+
+    Raises:
+        InputError: the file is not Parquet (its real format named) or is cut off.
     """
-    try:
-        meta = read_metadata(pq.read_schema(path))
-    except (OSError, pa.ArrowException):
-        raise InputError(f"{path}: not a readable Parquet file (cut off mid-write?)") from None
+    meta = read_metadata(read_parquet_schema(path))
     if "stage" not in meta:
         return None
     provenance = meta.get("provenance") or {}
@@ -315,7 +316,10 @@ def _existing_state(path: Path, parts_dir: Path, target: Path | None) -> tuple[d
     """
     if target is not None and target.exists():
         # The file is renamed into place only once complete (parts left beside it are stale).
-        state = recorded_state(target)
+        try:
+            state = recorded_state(target)
+        except InputError:
+            state = None
         if state is None:
             raise InputError(f"{target}: exists and is not a paced output; choose another -o or pass --overwrite")
         return state, True

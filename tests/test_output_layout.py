@@ -183,3 +183,16 @@ def test_rerunning_grade_into_a_finished_file_grades_nothing(outputs, tmp_path):
     again = run_grade(config)
     assert (first.graded, again.graded, again.resumed) == (10, 0, 10)
     assert isinstance(read_table(str(tmp_path / "g.parquet"), GRADES), pa.Table)
+
+
+@pytest.mark.parametrize("content", [b'{"a": 1}\n', b"PAR1 cut off"], ids=["jsonl", "truncated"])
+def test_a_file_output_that_paced_did_not_write_is_refused_not_replaced(tmp_path, content):
+    from paced_curate.errors import InputError
+
+    target = tmp_path / "graded.parquet"
+    target.write_bytes(content)
+    with pytest.raises(InputError, match="graded.parquet: exists and is not a paced output; choose another -o or pass --overwrite"):
+        PartDirectory.open(target, spec=ROLLOUTS, settings={}, inputs={})
+    assert target.read_bytes() == content
+    PartDirectory.open(target, spec=ROLLOUTS, settings={}, inputs={}, overwrite=True).finish()
+    assert read_table(str(target), ROLLOUTS).num_rows == 0
