@@ -191,13 +191,15 @@ def _normalise(raw: Columns, fields: SampleFields, path: str) -> pa.Table:
         "finish_reason": pa.array(finish, pa.string()),
         "completion_tokens": _optional_ints(raw, "completion_tokens", rows),
         "prompt_tokens": _optional_ints(raw, "prompt_tokens", rows),
-        "error": pa.array([raw.values("error")[r] for r in rows] if "error" in names else [None] * len(rows), pa.string()),
+        "error": pa.array(_errors(raw, rows, path), pa.string()),
     }
     mapped = {id_col, completion_col, index_col, answer_col, prompt_col, "finish_reason", "completion_tokens", "prompt_tokens", "error"}
     take = pa.array(rows, pa.int64())
     for name in names:
-        if name in mapped or name in GRADE_ONLY:
-            continue  # a verdict from another grader would clash with ours
+        # A verdict from another grader would clash with ours; with --problems, the gold answer
+        # (and the prompt, where the rows have none) come from the problem set.
+        if name in mapped or name in GRADE_ONLY or name in out:
+            continue
         out[name] = _take(raw.arrow(name, path), take)
     for name, column in extra.items():
         out.setdefault(name, _take(column, take))
@@ -308,6 +310,16 @@ def _finish_reasons(raw: Columns, rows: list[int], path: str) -> list[str]:
         else:
             raise InputError(f"{path} {raw.where(r)}: column 'finish_reason' is {value!r}; allowed: {', '.join(FINISH_REASONS)}")
     return out
+
+
+def _errors(raw: Columns, rows: list[int], path: str) -> list[str | None]:
+    if "error" not in raw.data:
+        return [None] * len(rows)
+    values = raw.values("error")
+    for r in rows:
+        if values[r] is not None and not isinstance(values[r], str):
+            raise InputError(f"{path} {raw.where(r)}: column 'error' is {values[r]!r}; paced reads it as the rollout's error message (text)")
+    return [values[r] for r in rows]
 
 
 def _optional_ints(raw: Columns, name: str, rows: list[int]) -> pa.Array:

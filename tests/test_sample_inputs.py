@@ -346,3 +346,10 @@ def test_repeated_sample_in_a_graded_jsonl_is_refused_by_weight(tmp_path):
     path = write_jsonl(tmp_path / "g.jsonl", [{"id": "p", "sample_index": 1, "correct": 1}, {"id": "p", "sample_index": 1, "correct": 0}])
     with pytest.raises(InputError, match=r"sample \(problem_id='p', sample_index=1\) appears 2 times \(rows 0, 1\)"):
         read_verdicts(str(path))
+
+
+def test_with_problems_the_rows_own_answer_column_does_not_replace_the_joined_gold(tmp_path):
+    problems = write_jsonl(tmp_path / "problems.jsonl", [{"id": "q1", "question": "1+1", "answer": "2"}])
+    generations = write_jsonl(tmp_path / "gen.jsonl", [{"id": "q1", "completion": "\\boxed{2}", "answer": "wrong gold"}])
+    table = read_generations(str(generations), SampleFields(problems=str(problems)))
+    assert table.column("answer").to_pylist() == ["2"]
