@@ -22,7 +22,7 @@ from paced_curate.grade import GradeConfig, run_grade
 from paced_curate.io import read_table, write_table
 from paced_curate.problems import read_problems
 from paced_curate.samples import SampleFields, read_generations, read_verdicts
-from paced_curate.schema import GRADES, ROLLOUTS, build_table, stage_metadata
+from paced_curate.schema import GRADES, ROLLOUTS, WEIGHTS, build_table, stage_metadata
 from paced_curate.weight import WeightConfig, count_samples, run_weight
 from tests.conftest import assert_user_error, write_jsonl
 from tests.test_schema import GRADE_ROW, ROLLOUT_ROW
@@ -353,3 +353,29 @@ def test_with_problems_the_rows_own_answer_column_does_not_replace_the_joined_go
     generations = write_jsonl(tmp_path / "gen.jsonl", [{"id": "q1", "completion": "\\boxed{2}", "answer": "wrong gold"}])
     table = read_generations(str(generations), SampleFields(problems=str(problems)))
     assert table.column("answer").to_pylist() == ["2"]
+
+
+def _arrow_stream(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+def test_foreign_tables_piped_on_stdin_are_read_by_their_columns(cli, tmp_path):
+    generations = pa.table({"doc_id": [0, 0, 1], "resps": [["\\boxed{2}"], ["\\boxed{3}"], ["\\boxed{5}"]], "target": ["2", "2", "5"]})
+    result = cli("grade", "-", "-o", tmp_path / "graded", "--workers", "1", input=_arrow_stream(generations))
+    assert result.exit_code == 0, result.output
+    graded = read_table(str(tmp_path / "graded"), GRADES)
+    assert graded.select(["problem_id", "sample_index", "verdict"]).to_pylist() == [
+        {"problem_id": "0", "sample_index": 0, "verdict": "correct"},
+        {"problem_id": "0", "sample_index": 1, "verdict": "incorrect"},
+        {"problem_id": "1", "sample_index": 0, "verdict": "correct"},
+    ]
+    verdicts = pa.table({"id": ["a", "a", "b"], "correct": [True, False, False]})
+    result = cli("weight", "-", "-o", tmp_path / "w.parquet", "--kernel", "uniform", input=_arrow_stream(verdicts))
+    assert result.exit_code == 0, result.output
+    weights = read_table(str(tmp_path / "w.parquet"), WEIGHTS)
+    assert weights.select(["problem_id", "n_correct", "pass_rate"]).to_pylist() == [
+        {"problem_id": "a", "n_correct": 1, "pass_rate": 0.5}, {"problem_id": "b", "n_correct": 0, "pass_rate": 0.0},
+    ]
