@@ -11,10 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from paced_curate.errors import InputError
-from paced_curate.io import STDIO, list_parts, read_manifest, read_parquet, read_parquet_schema, read_table, shard_dirs
+from paced_curate.io import STDIO, list_parts, read_manifest, read_parquet_schema, read_table, shard_dirs
 from paced_curate.report import key_value_table, rows_table, say, show
 from paced_curate.schema import SPECS, read_metadata
 

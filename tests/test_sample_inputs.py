@@ -18,7 +18,6 @@ import pyarrow.parquet as pq
 import pytest
 
 from paced_curate.errors import InputError
-from paced_curate.grade import GradeConfig, run_grade
 from paced_curate.io import read_table, write_table
 from paced_curate.problems import read_problems
 from paced_curate.samples import SampleFields, read_generations, read_verdicts

@@ -21,11 +21,10 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from paced_curate import __version__
 from paced_curate.errors import ConfigError, InputError, SchemaError
-from paced_curate.io import STDIO, complete_shards, read_parquet_schema, input_digest, part_files, read_manifest, read_table, shard_dirs, write_table
+from paced_curate.io import STDIO, complete_shards, input_digest, part_files, read_manifest, read_parquet_schema, read_table, shard_dirs, write_table
 from paced_curate.partdir import command_line, package_versions
 from paced_curate.problems import parquet_folder_files
 from paced_curate.samples import paced_stage, read_verdicts, repeated_sample_error
