@@ -385,7 +385,7 @@ def demo_command(
 def inspect_command(
     path: Annotated[str, typer.Argument(help="A stage output: file, directory, or - for a pipe.")],
     group_by: Annotated[
-        Optional[str], typer.Option("--group-by", help="Graded output: evaluation numbers per value of this column.")
+        Optional[str], typer.Option("--group-by", help="Graded output: evaluation numbers per value of this column (one value per problem; a problem whose rows differ is an error).")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as one JSON document on stdout.")] = False,
 ) -> None:

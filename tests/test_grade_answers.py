@@ -178,6 +178,8 @@ NUMERIC = [
     ("\\boxed{\\sqrt{2}+1}", "1", "no_answer", "an expression: not its last number"),
     ("The answer is 42 because 6 times 7.", "7", "no_answer", "an answer phrase that is not one number: not its last number"),
     ("The answer is 42 meters.", "42", "correct", "a phrase with a unit"),
+    ("She has 3 boxes of 6.\n#### 18", "18", "correct", "GSM8K's #### marker"),
+    ("She has 3 boxes of 6.\n#### 1,800", "18", "incorrect", "#### with a thousands separator"),
     ("She pays 3 times, so 12 dollars in all.", "12", "correct", "no box, no phrase: the last number"),
     ("The total is \u22125.", "-5", "correct", "the last number keeps a Unicode minus"),
     ("It costs 9,500 dollars.", "9500", "correct", "the last number keeps its thousands separator"),
