@@ -97,6 +97,7 @@ def majority_solved(samples: list[Sample], same: Callable[[str, str], bool]) -> 
     spellings: dict[str, list[int]] = {}
     for index, answer in wrong:
         spellings.setdefault(answer, []).append(index)
+    best = (len(correct), -min(correct))
     groups: list[tuple[str, list[int]]] = []
     for answer, indices in spellings.items():  # in order of each spelling's first vote
         for representative, members in groups:
@@ -104,9 +105,10 @@ def majority_solved(samples: list[Sample], same: Callable[[str, str], bool]) -> 
                 members.extend(indices)
                 break
         else:
-            groups.append((answer, list(indices)))
-    best = (len(correct), -min(correct))
-    return all((len(members), -min(members)) < best for _, members in groups)
+            groups.append((answer, members := list(indices)))
+        if (len(members), -min(members)) > best:
+            return False  # groups only grow: this one beats the gold's group whatever comes next
+    return True
 
 
 def _metrics(problems: list[list[Sample]], same: Callable[[str, str], bool], ks: list[int] | None = None) -> dict:
