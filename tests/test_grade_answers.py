@@ -217,6 +217,8 @@ CHOICE = [
     ("The answer is a bit unclear", "B", "no_answer", None, "a lower-case word is not a choice"),
     ("\\boxed{b}", "B", "correct", "B", "a lone lower-case letter"),
     ("Option B", "B", "correct", "B", "one line: 'Option B'"),
+    ("Comparing them all,\nthe correct option is C.", "C", "correct", "C", "'the correct option is'"),
+    ("I think it's B", "B", "no_answer", None, "the pronoun I is not chosen (and B is a second letter)"),
 ]
 
 

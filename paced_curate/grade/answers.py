@@ -14,7 +14,7 @@ The rules (README "What counts as the answer" says the same):
    never closes (the output was cut), the answer is unreadable: `no_answer`, never an earlier
    box. Two boxes close together are not merged: the last one counts.
 3. Without a box (`--answer-format any`, the default): the text after the last "answer is" /
-   "Answer:" / "final answer is" / GSM8K's "####" (to the end of its sentence, or its `$...$` span; the Minerva
+   "Answer:" / "final answer is" / "correct option is" / GSM8K's "####" (to the end of its sentence, or its `$...$` span; the Minerva
    format "Final Answer: The final answer is $x$. I hope it is correct." gives `x`), else what
    each grader does on its own (math: math-verify's extraction; numeric: the last number;
    exact and choice: a one-line completion). With `--answer-format boxed` a completion without
@@ -39,7 +39,9 @@ ANSWER_FORMATS = ("any", "boxed")
 
 BOX_RE = re.compile(r"\\(?:boxed|fbox)(?![A-Za-z])")
 # Overlapping (a lookahead), so that "Final Answer: The final answer is $x$" finds the inner phrase.
-ANSWER_RE = re.compile(r"(?=(?:\b(?:final\s+)?answer\b[\s*_]*(?:is\b|:|=)|####)[\s*_:=]*([^\n]*))", re.IGNORECASE)
+ANSWER_RE = re.compile(
+    r"(?=(?:\b(?:(?:final\s+)?answer|(?:correct|right|best)\s+(?:option|choice))\b[\s*_]*(?:is\b|:|=)|####)[\s*_:=]*([^\n]*))", re.IGNORECASE
+)
 # Unicode minus, figure dash .. horizontal bar, small and full-width hyphen-minus: all mean "-".
 DASHES = dict.fromkeys(map(ord, "\u2212\u2012\u2013\u2014\u2015\ufe63\uff0d"), "-")
 TEXT_RE = re.compile(r"\\(?:text|textbf|textrm|textnormal|mathrm|mathbf|mbox|textit)\s*\{([^{}]*)\}")
