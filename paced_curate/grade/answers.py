@@ -214,7 +214,7 @@ def parse_number(text: str) -> float | None:
     """The number `text` spells, or None when it is not exactly one number.
 
     Read: Unicode minus and dashes as "-"; thousands separators `1,234`, `9{,}500`, `9\\,500`,
-    `9\\!500`, thin spaces (only in groups of three digits: "1,23" and "1, 2" are not numbers);
+    `9\\!500`, thin or plain spaces (only in groups of three digits: "1,23" and "1, 2" are not numbers);
     `1.5e3`, `1.5\\times 10^{3}`, `1.5\\cdot 10^3`, `10^{3}`; `\\frac`/`\\dfrac`/`\\tfrac{a}{b}`,
     `\\frac12`, `a/b`; mixed numbers `2\\frac{1}{2}` and `2 1/2` (2.5); `x = 5`; a leading `\\$` or
     `$`; a trailing `\\%` or `%` (50\\% is 50), units (`\\text{ meters}`, `cm`, `^\\circ`, words
