@@ -10,8 +10,9 @@ Three corpora of 20,000 samples (16 per problem), deterministic by seed:
   after a first, a last box cut off, the Minerva "Final Answer: ..." line, chat-style markdown),
   5,000 multiple-choice samples (`(B)`, `**B**`, `\\boxed{E) text}`, `\\boxed{\\text{Answer: G}}`,
   "A or C") graded with `--grader choice`, and 5,000 numeric samples (`\\$9{,}500`, Unicode minus,
-  units, GSM8K's `####`, the last number of a sentence) graded with `--grader numeric`. Each row
-  is built with its true verdict, so the run also reports how often paced and math-verify agree
+  units, GSM8K's `####`, the last number of a sentence) graded with `--grader numeric`. As in
+  real rollouts (and `repeating`), a problem's wrong samples share 2-3 wrong answers, written
+  in varied formats around varied reasoning. Each row is built with its true verdict, so the run also reports how often paced and math-verify agree
   with the truth. paced is timed from reading the JSONL to the graded output. `paced grade` in
   this branch reads Parquet only, so the bench maps the JSONL fields onto a rollouts table
   itself (id -> problem_id, generation -> completion, expected_answer -> answer, sample_index by
@@ -147,14 +148,11 @@ def think(rng: random.Random, inner: str = "") -> str:
     return f"Okay, let me think. {reasoning(rng)} {inner} Wait, let me double-check. {reasoning(rng)}"
 
 
-def math_generation(rng: random.Random, gold: str, forms: list[str], kind: str) -> tuple[str, str]:
-    """(completion, true verdict) for one math sample."""
-    right = rng.random() < 0.5
-    wrong = [wrong_answer(gold, kind, rng.randint(1, 99)) for _ in range(4)]
-    wrong = [answer for answer in wrong if answer not in forms]  # \frac{a}{b} with the gold's a is not wrong
-    final = rng.choice(forms) if right or not wrong else wrong[0]
-    right = final in forms
-    other = (wrong[-1] if wrong else "0") if right else rng.choice(forms)
+def math_generation(rng: random.Random, gold: str, forms: list[str], kind: str, wrong: list[str]) -> tuple[str, str]:
+    """(completion, true verdict) for one math sample; `wrong`: the problem's usual wrong answers."""
+    right = rng.random() < 0.5 or not wrong
+    final = rng.choice(forms) if right else rng.choice(wrong)
+    other = rng.choice(wrong or ["0"]) if right else rng.choice(forms)
     truth = "correct" if right else "incorrect"
     style = rng.choices(["r1", "r1_cut", "two_boxes", "box_cut", "minerva", "chat"], weights=[35, 10, 15, 5, 15, 20])[0]
     if style == "r1":
@@ -204,11 +202,9 @@ def number_text(rng: random.Random, value: int) -> str:
     return sign + digits
 
 
-def numeric_generation(rng: random.Random, gold: int) -> tuple[str, str]:
-    """(completion, true verdict) for one numeric sample."""
-    value = gold if rng.random() < 0.5 else gold + rng.choice([-1, 1]) * rng.randint(1, 500)
-    if gold and rng.random() < 0.1:
-        value = -gold  # the sign is the only difference: a dropped Unicode minus would be a false "correct"
+def numeric_generation(rng: random.Random, gold: int, wrong: list[int]) -> tuple[str, str]:
+    """(completion, true verdict) for one numeric sample; `wrong`: the problem's usual wrong answers."""
+    value = gold if rng.random() < 0.5 else rng.choice(wrong)
     truth = "correct" if value == gold else "incorrect"
     written = number_text(rng, value)
     style = rng.choices(["dollars", "boxed", "units", "gsm8k", "prose", "r1"], weights=[15, 25, 15, 15, 15, 15])[0]
@@ -233,20 +229,25 @@ def mixed_corpus(num_samples: int, seed: int) -> dict[str, list[dict]]:
     for grader, share in MIXED_SHARES.items():
         rows = []
         for p in range(int(num_samples * share) // SAMPLES_PER_PROBLEM):
+            # Like real rollouts (and the repeating corpus), wrong samples share a few wrong answers.
             if grader == "math":
                 gold, forms, kind = gold_answer(rng)
+                wrong = list(dict.fromkeys(wrong_answer(gold, kind, rng.randint(1, 99)) for _ in range(3)))
+                wrong = [answer for answer in wrong if answer not in forms]  # \frac{a}{b} with the gold's a is not wrong
             elif grader == "choice":
                 options = LETTERS[: rng.choice([4, 5, 10])]
                 gold = rng.choice(options)
             else:
                 gold = rng.choice([rng.randint(-50, 99), rng.randint(100, 20000)])
+                # A sign flip among them: a dropped Unicode minus would make it a false "correct".
+                wrong = sorted({gold + rng.choice([-1, 1]) * rng.randint(1, 500) for _ in range(2)} | ({-gold} if gold else set()))
             for _ in range(SAMPLES_PER_PROBLEM):
                 if grader == "math":
-                    completion, truth = math_generation(rng, gold, forms, kind)
+                    completion, truth = math_generation(rng, gold, forms, kind, wrong)
                 elif grader == "choice":
                     completion, truth = choice_generation(rng, gold, options)
                 else:
-                    completion, truth = numeric_generation(rng, gold)
+                    completion, truth = numeric_generation(rng, gold, wrong)
                 rows.append({"id": f"{grader}-{p:05d}", "generation": completion, "expected_answer": str(gold), "truth": truth})
         out[grader] = rows
     return out
@@ -269,7 +270,7 @@ def read_generations(path: Path):
             index = seen[record["id"]] = seen.get(record["id"], -1) + 1
             rows.append(
                 {"problem_id": record["id"], "sample_index": index, "prompt": "", "answer": record["expected_answer"],
-                 "completion": record["generation"], "finish_reason": "stop", "completion_tokens": None, "prompt_tokens": None, "error": None}
+                 "completion": record["generation"], "finish_reason": "stop", "completion_tokens": 0, "prompt_tokens": 0, "error": None}
             )
     return build_table(rows, ROLLOUTS)
 

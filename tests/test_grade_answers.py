@@ -266,6 +266,8 @@ MATH = [
     ("\\boxed{1, 2}", "12", "incorrect", "a list is not 12"),
     ("Final Answer: The final answer is $\\frac{3}{4}$. I hope it is correct.", "0.75", "correct", "Minerva format"),
     ("\\boxed{B}", "B", "correct", "a letter"),
+    ("Hence the answer is x = 6.", "6", "correct", "an answer phrase with x ="),
+    ("Hence the answer is 6. Check: 2*3 = 7", "6", "correct", "the phrase, not math-verify's pick from the whole text"),
 ]
 
 
@@ -280,6 +282,10 @@ def test_helpers_directly():
     assert answer_phrase("We know the answer is $5$. Done.") == "5"
     assert answer_phrase("no phrase here") is None
     assert choice_letter("(B)") == "B" and choice_letter("B or C") is None
+    # An answer phrase is reduced like a box: one grading task for every sample that ends the same.
+    minerva = "Lots of work.\nFinal Answer: The final answer is $\\frac{3}{4}$. I hope it is correct."
+    assert reduce_completion(load_grader("math"), minerva) == "\\boxed{\\frac{3}{4}}"
+    assert reduce_completion(load_grader("math"), "no phrase, so 12") == "no phrase, so 12"
 
 
 # --- 7. the graders' own equivalence, used by maj@K -------------------------------------------

@@ -138,8 +138,9 @@ def reduce_completion(spec: GraderSpec, completion: str) -> str | None:
     """What a grader needs of a completion, or None when it has no answer (see answers.py).
 
     None: the reasoning trace never closed, the last box is left open, or (`--answer-format
-    boxed`) there is no box. Otherwise `\\boxed{last box}` when there is a box, else the text
-    after the trace; a plugin gets the text after the trace. Grading the reduced text gives the
+    boxed`) there is no box. Otherwise `\\boxed{last box}` when there is a box, else
+    `\\boxed{answer phrase}` when there is one ("The final answer is $x$." -> `\\boxed{x}`),
+    else the text after the trace; a plugin gets the text after the trace. Grading the reduced text gives the
     same outcome as grading the completion (reducing twice changes nothing), and many samples of
     a problem reduce to the same text, so it serves as the deduplication key.
     """
@@ -149,7 +150,11 @@ def reduce_completion(spec: GraderSpec, completion: str) -> str | None:
     found, box = find_last_box(region)
     if found:
         return None if box is None else "\\boxed{" + box + "}"
-    return None if spec.answer_format == "boxed" else region
+    if spec.answer_format == "boxed":
+        return None
+    # An answer phrase is read by every grader as a box would be (and dedups like one).
+    phrase = answer_phrase(region)
+    return region if phrase is None else "\\boxed{" + phrase + "}"
 
 
 def final_answer(text: str) -> str | None:
