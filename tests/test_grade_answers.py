@@ -156,6 +156,8 @@ NUMBERS = [
     ("50\\%", 50.0, "\\% (50\\% is 50)"), ("50%", 50.0, "%"), ("5 \\text{ meters}", 5.0, "\\text{} units"), ("5\\,\\text{cm}^2", 5.0, "units with a power"),
     ("5cm", 5.0, "a known unit glued on"), ("5 km", 5.0, "a unit after a space"), ("12 apples", 12.0, "a word after a space"), ("30^\\circ", 30.0, "degrees"),
     ("42.", 42.0, "a trailing period"), ("x = 5", 5.0, "x = 5"), ("$-3$", -3.0, "math delimiters"), ("\\text{7}", 7.0, "\\text{7}"), ("**8**", 8.0, "markdown bold"),
+    ("7.5 million", None, "a multiplier word changes the value"), ("\\$2 \\text{ billion}", None, "a multiplier in \\text"),
+    ("3 dozen", None, "dozen"), ("1/2 cup", 0.5, "a unit after a fraction"),
     ("3x", None, "3x is not 3"), ("2\\pi", None, "an expression"), ("\\sqrt{2}", None, "a root"), ("5 or 6", None, "two numbers"),
     ("5\\text{ or }6", None, "two numbers with text between"), ("1-3", None, "a range"), ("", None, "empty"), ("about 5", None, "a hedge"),
 ]
@@ -183,6 +185,7 @@ NUMERIC = [
     ("She pays 3 times, so 12 dollars in all.", "12", "correct", "no box, no phrase: the last number"),
     ("The total is \u22125.", "-5", "correct", "the last number keeps a Unicode minus"),
     ("It costs 9,500 dollars.", "9500", "correct", "the last number keeps its thousands separator"),
+    ("The city has 2.5 million people.", "2.5", "no_answer", "the last number with a multiplier word: not 2.5"),
     ("\\boxed{1.5e3}", "1500", "correct", "e notation"),
     ("\\boxed{0.333}", "1/3", "incorrect", "outside the tolerance"),
 ]
@@ -219,6 +222,10 @@ CHOICE = [
     ("Option B", "B", "correct", "B", "one line: 'Option B'"),
     ("Comparing them all,\nthe correct option is C.", "C", "correct", "C", "'the correct option is'"),
     ("I think it's B", "B", "no_answer", None, "the pronoun I is not chosen (and B is a second letter)"),
+    ("Answer: B, because it is larger", "B", "correct", "B", "a comma, then a reason"),
+    ("Answer: B, because A is wrong", "B", "no_answer", None, "a reason naming another letter"),
+    ("\\boxed{Both A and C}", "A", "no_answer", None, "'Both A and C'"),
+    ("None of the above", "A", "no_answer", None, "a word starting with a capital is not a letter"),
 ]
 
 

@@ -195,6 +195,10 @@ UNIT_TAIL_RE = re.compile(
 )
 
 
+# Words that change the value: "7.5 million" is not 7.5, so such an answer is not read at all.
+MULTIPLIER_RE = re.compile(r"\b(?:hundreds?|thousands?|millions?|billions?|trillions?|dozens?|lakhs?|crores?)\b", re.IGNORECASE)
+
+
 def _strip_units(text: str) -> str:
     previous = None
     while previous != text:
@@ -222,6 +226,8 @@ def parse_number(text: str) -> float | None:
     a grader then says no_answer rather than read some other number out of it.
     """
     text = unwrap(text).replace("\\left", "").replace("\\right", "")
+    if MULTIPLIER_RE.search(text):
+        return None
     text = re.sub(r"\\[dt]frac", r"\\frac", text)
     text = re.sub(r"\\frac\s*(\d)\s*(\d)", r"\\frac{\1}{\2}", text)
     text = re.sub(r"^[A-Za-z]\w*\s*=\s*", "", text.strip())  # x = 5
@@ -259,6 +265,8 @@ def parse_number(text: str) -> float | None:
 NUMBER_TOKEN_RE = re.compile(
     r"\\[dt]?frac\s*\{[^{}]*\}\s*\{[^{}]*\}"
     r"|(?<![\w.])[-+]?(?:\d{1,3}(?:(?:,|\{,\}|\\,)\d{3})+|\d+)(?:\.\d+)?(?:[eE][-+]?\d+)?(?![\w])"
+    # A multiplier word stays with its number, so that "2.5 million" is not read as 2.5.
+    r"(?:\s*(?:hundred|thousand|million|billion|trillion|dozen)s?\b)?"
 )
 
 
@@ -281,7 +289,7 @@ def math_box_text(content: str) -> str:
 # --- choice letters -------------------------------------------------------------------------
 
 LABEL_RE = re.compile(r"^(?:the\s+)?(?:final\s+|correct\s+|best\s+)*(?:answer|option|choice)(?:\s+is)?\s*[:=]?\s*", re.IGNORECASE)
-CHOICE_HEAD_RE = re.compile(r"^(?:\(([A-Z])\)|\[([A-Z])\]|([A-Z])(?=[).:]|\s|$))[).:]?\s*(.*)$", re.DOTALL)
+CHOICE_HEAD_RE = re.compile(r"^(?:\(([A-Z])\)|\[([A-Z])\]|([A-Z])(?=[).:,]|\s|$))[).:]?\s*(.*)$", re.DOTALL)
 # After a letter: a connective and another letter, a bracketed letter, or a lone letter.
 ANOTHER_CHOICE_RE = re.compile(r"^(?:(?:,|/|&|\\&|\+|;|and\b|or\b)\s*[(\[]?[A-Z](?![A-Za-z])|[(\[][A-Z][)\]]|[A-Z][.)]?$)")
 STANDALONE_LETTER_RE = re.compile(r"(?<![A-Za-z'])[(\[]?[A-Z][)\]]?(?![A-Za-z'])")
