@@ -78,6 +78,7 @@ def test_reasoning_tags_can_be_turned_off_or_changed():
     assert answer_region("<reasoning>\\boxed{1}</reasoning> 2", tags) == " 2"
     assert answer_region("<think>1</think> 2", tags) == "<think>1</think> 2"  # only the given pairs
     assert parse_reasoning_tags(["none"]) == ()
+    assert parse_reasoning_tags("none") == () and parse_reasoning_tags("<a>,</a>") == (("<a>", "</a>"),)  # one string from Python
     assert parse_reasoning_tags(["<a>,</a>", "<b>,</b>"]) == (("<a>", "</a>"), ("<b>", "</b>"))
 
 

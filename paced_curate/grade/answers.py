@@ -58,7 +58,7 @@ def parse_reasoning_tags(values: Sequence[str]) -> tuple[tuple[str, str], ...]:
         ConfigError: a value is not two non-empty tags separated by a comma, or "none" is mixed
             with pairs.
     """
-    values = tuple(values)
+    values = (values,) if isinstance(values, str) else tuple(values)
     if values == ("none",) or values == ():
         return ()
     pairs = []
