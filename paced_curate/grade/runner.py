@@ -285,7 +285,7 @@ def grade_table(
     config = GradeConfig(
         rollouts="(in memory)", output="(in memory)", grader=grader, workers=workers or _default_workers(),
         timeout=timeout, truncated=truncated, errors=errors, tolerance=tolerance,
-        reasoning_tags=tuple(reasoning_tags), answer_format=answer_format,
+        reasoning_tags=(reasoning_tags,) if isinstance(reasoning_tags, str) else tuple(reasoning_tags), answer_format=answer_format,
     )
     table = conform(rollouts, ROLLOUTS, "rollouts table")
     specs = config.specs()
