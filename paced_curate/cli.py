@@ -161,6 +161,18 @@ def grade_command(
     errors: Annotated[str, typer.Option(help="Grading failures (timeout, error): exclude (from the pass rate) or wrong.")] = "exclude",
     tolerance: Annotated[Optional[float], typer.Option(help="numeric grader: absolute or relative tolerance (default 1e-6).")] = None,
     audit: Annotated[Optional[str], typer.Option(help="Grade with this second grader too and report the disagreement.")] = None,
+    reasoning_tags: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--reasoning-tags",
+            help="Reasoning-trace tags OPEN,CLOSE (repeat for several pairs; 'none' turns it off): only the text after the "
+            "last closing tag is graded; an unclosed trace is no_answer. Default: <think>,</think> and "
+            "<|begin_of_thought|>,<|end_of_thought|>.",
+        ),
+    ] = None,
+    answer_format: Annotated[
+        str, typer.Option("--answer-format", help="any: last box, else 'answer is ...', else the grader's fallback; boxed: the last \\boxed{} only.")
+    ] = "any",
     rows_per_part: Annotated[int, typer.Option("--rows-per-part", help="Rows per part file of the output directory.")] = 20000,
     overwrite: Annotated[bool, typer.Option(help="Delete an existing output and start afresh.")] = False,
     problems: Annotated[Optional[str], typer.Option("--problems", help="Problem set to join gold answers from, by id.")] = None,
@@ -183,10 +195,11 @@ def grade_command(
         raise ConfigError("--json and -o - both write to stdout; choose one")
     config = GradeConfig(
         rollouts=rollouts, output=output, grader=grader, timeout=timeout, truncated=truncated, errors=errors,
-        tolerance=tolerance, audit=audit, rows_per_part=rows_per_part, overwrite=overwrite,
+        tolerance=tolerance, audit=audit, rows_per_part=rows_per_part, overwrite=overwrite, answer_format=answer_format,
         problems=problems, id_field=id_field, completion_field=completion_field, answer_field=answer_field,
         sample_index_field=sample_index_field,
         **({} if workers is None else {"workers": workers}),
+        **({} if reasoning_tags is None else {"reasoning_tags": tuple(reasoning_tags)}),
     )
     result = run_grade(config)
     render_grade_summary(result.to_dict())
@@ -381,7 +394,7 @@ def demo_command(
 def inspect_command(
     path: Annotated[str, typer.Argument(help="A stage output: file, directory, or - for a pipe.")],
     group_by: Annotated[
-        Optional[str], typer.Option("--group-by", help="Graded output: evaluation numbers per value of this column.")
+        Optional[str], typer.Option("--group-by", help="Graded output: evaluation numbers per value of this column (one value per problem; a problem whose rows differ is an error).")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as one JSON document on stdout.")] = False,
 ) -> None:

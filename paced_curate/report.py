@@ -80,6 +80,36 @@ def equal_bins(values: list[float], num_bins: int, low: float | None = None, hig
     return labels, counts
 
 
+MAX_BARS = 21
+"""Most bars in a pass-rate histogram: one per i/K up to K = 20, grouped counts beyond."""
+
+
+def count_bins(k: int, max_bars: int = MAX_BARS) -> list[tuple[int, int]]:
+    """Bins of correct-sample counts 0..k for a histogram of at most `max_bars` bars.
+
+    Every bin is a range of exact counts (lo, hi), both ends included. Up to `max_bars` values,
+    one bin per count. Beyond, 0 and k keep bars of their own (p = 0 and p = 1 get no PACED
+    weight, so they matter) and 1..k-1 are split into bins of equal width (the last may be
+    narrower).
+
+    Example:
+        >>> count_bins(4)
+        [(0, 0), (1, 1), (2, 2), (3, 3), (4, 4)]
+        >>> len(count_bins(72)), count_bins(72)[:3], count_bins(72)[-2:]
+        (20, [(0, 0), (1, 4), (5, 8)], [(69, 71), (72, 72)])
+    """
+    if k + 1 <= max_bars:
+        return [(i, i) for i in range(k + 1)]
+    width = math.ceil((k - 1) / (max_bars - 2))
+    middle = [(lo, min(lo + width - 1, k - 1)) for lo in range(1, k, width)]
+    return [(0, 0), *middle, (k, k)]
+
+
+def count_bin_labels(bins: list[tuple[int, int]], k: int) -> list[str]:
+    """Labels "0/72", "1-4/72", ... for `count_bins`."""
+    return [f"{lo}/{k}" if lo == hi else f"{lo}-{hi}/{k}" for lo, hi in bins]
+
+
 def key_value_table(title: str, rows: list[tuple[str, object]]) -> Table:
     """A two-column rich table of named values."""
     table = Table(title=title, show_header=False, title_justify="left")

@@ -62,9 +62,10 @@ def test_an_unparsable_gold_is_an_error_not_a_wall_of_wrong_answers():
     assert outcome.verdict == "error" and "cannot be parsed by math-verify" in outcome.error
 
 
-def test_last_boxed_matches_braces_and_skips_an_unclosed_box():
+def test_last_boxed_matches_braces_and_never_falls_back_from_an_open_box():
     assert last_boxed("a \\boxed{\\frac{1}{2}} b \\boxed{x^{2}}") == "x^{2}"
-    assert last_boxed("\\boxed{7} then cut off \\boxed{\\frac{1") == "7"
+    assert last_boxed("\\boxed{7} then cut off \\boxed{\\frac{1") is None  # the cut box was the answer (#12)
+    assert reduce_completion(GraderSpec("math"), "\\boxed{7} then cut off \\boxed{\\frac{1") is None
     assert last_boxed("no box") is None
     assert reduce_completion(GraderSpec("math"), "long reasoning ... \\boxed{7}") == "\\boxed{7}"
     assert reduce_completion(GraderSpec("pkg.mod:fn"), "long reasoning ... \\boxed{7}") == "long reasoning ... \\boxed{7}"

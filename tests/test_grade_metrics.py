@@ -9,6 +9,7 @@ from math import comb
 import pyarrow as pa
 import pytest
 
+from paced_curate.errors import ConfigError
 from paced_curate.grade.metrics import evaluation_report, grade_summary, pass_at_k
 from paced_curate.io import write_table
 from paced_curate.schema import GRADES, build_table
@@ -63,15 +64,17 @@ def test_evaluation_report_matches_a_hand_computed_case():
     assert overall["avg_at_k"] == pytest.approx((1 / 4 + 1 + 1 / 2) / 3)
     assert overall["maj_at_k"] == pytest.approx(2 / 3)
     assert list(overall["pass_at_k"]) == ["1", "2", "4"]
-    assert overall["pass_at_k"]["1"] == pytest.approx((0.25 + 1 + 0.5) / 3)
-    assert overall["pass_at_k"]["2"] == pytest.approx((0.5 + 1 + 1) / 3)
-    # pass@4 only over problems with n >= 4 (a and b): reported only for k <= n.
+    # Every pass@k over ONE set: the problems with n >= 4 (a and b); c (n = 2) is counted as left out (#12).
+    assert (overall["pass_at_k_min_samples"], overall["pass_at_k_problems"], overall["pass_at_k_left_out"]) == (4, 2, 1)
+    assert overall["pass_at_k"]["1"] == pytest.approx((0.25 + 1) / 2)
+    assert overall["pass_at_k"]["2"] == pytest.approx((0.5 + 1) / 2)
     assert overall["pass_at_k"]["4"] == pytest.approx((1 + 1) / 2)
-    assert overall["pass_at_k_problems"] == {"1": 3, "2": 3, "4": 2}
     easy, hard = report["groups"]
     assert (easy["value"], easy["problems"], easy["avg_at_k"], easy["maj_at_k"]) == ("easy", 2, pytest.approx(0.625), 0.5)
     assert (hard["value"], hard["problems"], hard["unscored_problems"], hard["avg_at_k"], hard["maj_at_k"]) == ("hard", 1, 1, 0.5, 1.0)
-    assert hard["pass_at_k"] == {"1": 0.5, "2": 1.0}
+    # A group reports the overall k's, over its own problems with n >= 4: none here, and says so.
+    assert hard["pass_at_k"] == {"1": None, "2": None, "4": None}
+    assert (hard["pass_at_k_problems"], hard["pass_at_k_left_out"]) == (0, 1)
 
 
 def test_row_order_does_not_change_the_report():
@@ -110,5 +113,47 @@ def test_inspect_json_and_group_by(cli, tmp_path):
     assert report["evaluation"] == json.loads(json.dumps(evaluation_report(graded(ROWS), "difficulty")))
     shown = cli("inspect", path, "--group-by", "difficulty")
     assert shown.exit_code == 0, shown.output
-    assert "maj@4" in shown.stderr and "difficulty=hard" in shown.stderr
+    assert "maj@4" in shown.stderr and "pass@4" in shown.stderr and "│ hard" in shown.stderr
+    assert "fewer than 4 scored samples (left out of every pass@k) │ 1" in shown.stderr
     assert_user_error(cli("inspect", path, "--group-by", "source"), "--group-by source: the graded table has no such column; columns: problem_id")
+
+
+def votes(grader, answers):
+    """A problem's samples from (extracted answer, verdict) pairs, graded by `grader`."""
+    return [sample("m", i, answer, verdict) | {"grader": grader} for i, (answer, verdict) in enumerate(answers)]
+
+
+# (grader, [(extracted, verdict) by sample_index], maj solved, why)
+MAJORITY = [
+    ("math", [("\\frac{1}{2}", "incorrect"), ("0.5", "incorrect"), ("1/2", "incorrect"), ("3", "correct"), ("3", "correct")], False,
+     "the issue's example: \\frac{1}{2}, 0.5 and 1/2 are one answer with 3 votes, beating 2"),
+    ("math", [("3", "correct"), ("\\frac{1}{2}", "incorrect"), ("0.5", "incorrect"), ("0.25", "incorrect")], False,
+     "1/2 written twice beats one correct vote"),
+    ("math", [("\\frac{6}{2}", "correct"), ("3.0", "correct"), ("\\frac{1}{2}", "incorrect"), ("2", "incorrect")], True,
+     "correct answers spelled differently are one group (2 votes vs 1 and 1)"),
+    ("math", [("2", "incorrect"), ("3", "correct"), ("\\frac{4}{2}", "incorrect"), ("3", "correct")], False,
+     "a 2-2 tie: the group voted for first (sample 0) wins"),
+    ("math", [("3", "correct"), ("2", "incorrect"), ("\\frac{4}{2}", "incorrect"), ("3", "correct")], True,
+     "the same tie the other way round"),
+    ("exact", [("1/2", "incorrect"), ("0.5", "incorrect"), ("3", "correct"), ("3", "correct")], True,
+     "exact groups by spelling: 1/2 and 0.5 are two answers"),
+    ("numeric", [("1,000", "incorrect"), ("1000", "incorrect"), ("1e3", "incorrect"), ("7", "correct"), ("7", "correct")], False,
+     "numeric groups by value"),
+    ("choice", [("(B)", "incorrect"), ("B", "incorrect"), ("C", "correct")], False, "choice groups by letter"),
+    ("math", [(None, "no_answer"), (None, "no_answer"), ("3", "correct")], True, "no_answer casts no vote"),
+    ("math", [("2", "incorrect"), ("2", "incorrect")], False, "no correct sample"),
+]
+
+
+@pytest.mark.parametrize("grader,answers,solved,why", MAJORITY, ids=[case[3] for case in MAJORITY])
+def test_majority_votes_on_the_graders_equivalence(grader, answers, solved, why):
+    assert evaluation_report(graded(votes(grader, answers)))["overall"]["maj_at_k"] == float(solved), why
+
+
+def test_group_by_a_column_that_varies_within_a_problem_is_an_error(cli, tmp_path):
+    rows = [sample("a", 0, "1", "correct", difficulty="easy"), sample("a", 1, "1", "correct", difficulty="hard")]
+    with pytest.raises(ConfigError, match=r"--group-by difficulty: problem 'a' has rows with different values \('easy' and 'hard'\)"):
+        evaluation_report(graded(rows), "difficulty")
+    path = tmp_path / "graded.parquet"
+    write_table(graded(rows), str(path), GRADES)
+    assert_user_error(cli("inspect", path, "--group-by", "difficulty"), "--group-by difficulty: problem 'a' has rows with different values")

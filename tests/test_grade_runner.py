@@ -255,3 +255,32 @@ def test_empty_rollouts_give_an_empty_readable_output(tmp_path):
     result = run_grade(GradeConfig(rollouts=str(rollouts), output=str(tmp_path / "graded"), workers=1))
     assert result.samples == 0 and result.summary["mean_pass_rate"] is None
     assert read_table(str(tmp_path / "graded"), GRADES).num_rows == 0
+
+
+TRACED = [
+    rollout("t1", 0, "<think>maybe \\boxed{4}. No: 2x+1=13 gives x=6</think> The solution is x = 6.", "4"),
+    rollout("t1", 1, "<think>it must be \\boxed{4}", "4"),
+    rollout("t1", 2, "<think>ok</think> so \\boxed{3} no, \\boxed{4", "4"),
+    rollout("t1", 3, "<think>ok</think> It is 4.", "4"),
+    rollout("t1", 4, "<r>\\boxed{5}</r> \\boxed{4}", "4"),
+]
+
+
+def test_reasoning_tags_and_answer_format_through_the_cli(cli, tmp_path):
+    """The #12 rules reach `paced grade`: traces (default and given tags), open boxes, --answer-format boxed."""
+    rollouts = write_rollouts(tmp_path / "r.parquet", TRACED)
+    default = cli("grade", rollouts, "-o", tmp_path / "default", "--workers", "1")
+    assert default.exit_code == 0, default.output
+    verdicts = read_table(str(tmp_path / "default"), GRADES).column("verdict").to_pylist()
+    assert verdicts == ["incorrect", "no_answer", "no_answer", "correct", "correct"]
+    strict = cli("grade", rollouts, "-o", tmp_path / "strict", "--workers", "1", "--answer-format", "boxed",
+                 "--reasoning-tags", "<think>,</think>", "--reasoning-tags", "<r>,</r>")
+    assert strict.exit_code == 0, strict.output
+    table = read_table(str(tmp_path / "strict"), GRADES)
+    assert table.column("verdict").to_pylist() == ["no_answer", "no_answer", "no_answer", "no_answer", "correct"]
+    # Both settings change the verdicts, so a resumed output must have been made with the same.
+    settings = GradeConfig(rollouts="r", output="o", answer_format="boxed", reasoning_tags=("<think>,</think>", "<r>,</r>")).settings()
+    assert settings["answer_format"] == "boxed" and settings["reasoning_tags"] == [["<think>", "</think>"], ["<r>", "</r>"]]
+    assert GradeConfig(rollouts="r", output="o", reasoning_tags=("none",)).settings()["reasoning_tags"] == []
+    assert_user_error(cli("grade", rollouts, "-o", tmp_path / "x", "--reasoning-tags", "<think>"), "--reasoning-tags '<think>': give OPEN,CLOSE")
+    assert_user_error(cli("grade", rollouts, "-o", tmp_path / "x", "--answer-format", "strict"), "--answer-format must be one of any, boxed")

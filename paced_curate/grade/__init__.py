@@ -3,7 +3,8 @@
     from paced_curate.grade import GradeConfig, run_grade, grade_table
     result = run_grade(GradeConfig(rollouts="rollouts/", output="graded/"))
 
-Modules: graders.py (math, exact, numeric, choice, module:function), pool.py (worker processes
+Modules: answers.py (what counts as the answer: reasoning traces, the last box, answer phrases,
+numbers, choice letters), graders.py (math, exact, numeric, choice, module:function), pool.py (worker processes
 with a hard per-task deadline), runner.py (dedup, resume, output), metrics.py (summary and
 avg@K / pass@k / maj@K for `paced inspect`).
 """

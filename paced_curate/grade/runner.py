@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 import pyarrow as pa
 
 from paced_curate.errors import ConfigError, ResumeMismatch
+from paced_curate.grade.answers import ANSWER_FORMATS, DEFAULT_REASONING_TAGS, parse_reasoning_tags
 from paced_curate.grade.graders import DEFAULT_TOLERANCE, GRADED_VERDICTS, GraderSpec, Outcome, load_grader, reduce_completion
 from paced_curate.grade.metrics import grade_summary
 from paced_curate.grade.pool import GradingPool
@@ -67,6 +68,12 @@ class GradeConfig:
     """numeric grader: absolute or relative tolerance; default 1e-6."""
     audit: str | None = None
     """A second grader to grade every sample with as well; the disagreement rate is reported."""
+    reasoning_tags: tuple[str, ...] = DEFAULT_REASONING_TAGS
+    """Reasoning-trace tag pairs "OPEN,CLOSE": only the text after the last closing tag is graded, and
+    a trace that never closes is no_answer (every grader, plugins included); ("none",) turns it off."""
+    answer_format: str = "any"
+    """any: the last box, else an "answer is" phrase, else the grader's fallback (the last number, ...);
+    boxed: only the last \\boxed{} counts (no box: no_answer), for datasets that demand a boxed answer."""
     rows_per_part: int = 20000
     """Rows per part file of a directory output."""
     overwrite: bool = False
@@ -104,6 +111,12 @@ class GradeConfig:
             problems.append(f"--tolerance must be >= 0 (got {self.tolerance})")
         if self.rows_per_part < 1:
             problems.append(f"--rows-per-part must be at least 1 (got {self.rows_per_part})")
+        if self.answer_format not in ANSWER_FORMATS:
+            problems.append(f"--answer-format must be one of {', '.join(ANSWER_FORMATS)} (got {self.answer_format!r})")
+        try:
+            parse_reasoning_tags(self.reasoning_tags)
+        except ConfigError as error:
+            problems.append(str(error))
         for name in (self.grader, self.audit):
             if name is not None:
                 try:
@@ -116,7 +129,8 @@ class GradeConfig:
     def specs(self) -> tuple[GraderSpec, ...]:
         """The grader's spec, then the audit grader's if any."""
         names = (self.grader,) if self.audit is None else (self.grader, self.audit)
-        return tuple(load_grader(name, self.tolerance) for name in names)
+        tags = parse_reasoning_tags(self.reasoning_tags)
+        return tuple(load_grader(name, self.tolerance, tags, self.answer_format) for name in names)
 
     def settings(self) -> dict:
         """What changes the rows: a resumed output must have been made with the same."""
@@ -129,6 +143,8 @@ class GradeConfig:
             "errors": self.errors,
             "timeout": self.timeout,
             "tolerance": tolerance,
+            "reasoning_tags": [list(pair) for pair in parse_reasoning_tags(self.reasoning_tags)],
+            "answer_format": self.answer_format,
         } | {name: value for name, value in asdict(self.sample_fields()).items() if value is not None and name != "problems"}
 
 
@@ -187,7 +203,11 @@ class _SliceGrader:
             if reason != "stop":
                 continue
             for index, spec in enumerate(self.specs):
-                key = (index, reduce_completion(spec, completions[row]), golds[row])
+                reduced = reduce_completion(spec, completions[row])
+                if reduced is None:  # an unclosed trace, an open last box, no box in boxed mode
+                    outcomes[index][row] = Outcome("no_answer", None)
+                    continue
+                key = (index, reduced, golds[row])
                 self.requests += 1
                 if key in self.cache:
                     outcomes[index][row] = self.cache[key]
@@ -262,6 +282,8 @@ def grade_table(
     truncated: str = "wrong",
     errors: str = "exclude",
     tolerance: float | None = None,
+    reasoning_tags: tuple[str, ...] = DEFAULT_REASONING_TAGS,
+    answer_format: str = "any",
 ) -> pa.Table:
     """Grade a rollouts table in memory (no files, no progress display).
 
@@ -272,7 +294,7 @@ def grade_table(
         rollouts: a rollouts table (`schema.ROLLOUTS`, passthrough columns allowed).
         grader: as `GradeConfig.grader`.
         workers: grading processes; default the number of CPUs.
-        timeout, truncated, errors, tolerance: as in `GradeConfig`.
+        timeout, truncated, errors, tolerance, reasoning_tags, answer_format: as in `GradeConfig`.
 
     Returns:
         The grades table (`schema.GRADES`), rows in input order.
@@ -283,6 +305,7 @@ def grade_table(
     config = GradeConfig(
         rollouts="(in memory)", output="(in memory)", grader=grader, workers=workers or _default_workers(),
         timeout=timeout, truncated=truncated, errors=errors, tolerance=tolerance,
+        reasoning_tags=(reasoning_tags,) if isinstance(reasoning_tags, str) else tuple(reasoning_tags), answer_format=answer_format,
     )
     table = conform(rollouts, ROLLOUTS, "rollouts table")
     specs = config.specs()

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from paced_curate.report import bar_chart, equal_bins, key_value_table, rows_table, save_histograms_png, say, show
+from paced_curate.report import bar_chart, count_bin_labels, count_bins, equal_bins, key_value_table, rows_table, save_histograms_png, say, show
 
 QUANTILES = (0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0)
 QUANTILE_NAMES = ("min", "10%", "25%", "median", "75%", "90%", "max")
@@ -36,7 +36,8 @@ def weight_statistics(table: pa.Table) -> dict:
         zero_weight_share, effective_sample_size (of `weight`), effective_sample_share,
         weight_mean, weight_sum, weight_quantiles ({"0": min, "0.1": ..., "1": max}),
         pass_rate_histogram ({labels, counts, note}: K+1 bars "0/K" ... "K/K" for K scored
-        samples; when problems have different K, pass rates are rounded to the nearest i/K of
+        samples, up to K = 20; for larger K, 0/K and K/K alone and the counts between grouped
+        into at most 19 bars of equal width such as "1-4/72"; when problems have different K, pass rates are rounded to the nearest i/K of
         the largest K and `note` says so) and weight_histogram ({labels, counts}: 10 equal bins
         from 0 to the largest weight).
     """
@@ -77,7 +78,8 @@ def _min_mean_max(values: np.ndarray) -> dict:
 
 
 def _pass_rate_histogram(n_correct: np.ndarray, n_scored: np.ndarray, num_unscored: int) -> dict:
-    """K+1 bars for K scored samples per problem (problems without scored samples left out)."""
+    """Bars of exact correct counts for K scored samples per problem (problems without scored
+    samples left out): one per i/K up to K = 20, at most 21 bars beyond (`report.count_bins`)."""
     if not len(n_scored):
         return {"labels": [], "counts": [], "note": "no problem has scored samples"}
     k = int(n_scored.max())
@@ -93,13 +95,15 @@ def _pass_rate_histogram(n_correct: np.ndarray, n_scored: np.ndarray, num_unscor
         )
     if num_unscored:
         notes.append(f"{num_unscored:,} problem{'s' if num_unscored > 1 else ''} without scored samples not shown")
-    counts = np.bincount(bins, minlength=k + 1)
-    labels = [f"{i}/{k}" for i in range(k + 1)]
-    return {"labels": labels, "counts": [int(x) for x in counts], "note": "; ".join(notes) or None}
+    per_count = np.bincount(bins, minlength=k + 1)
+    # Large K (72 samples a problem) would print K+1 bars: group counts, each bar still exact.
+    ranges = count_bins(k)
+    counts = [int(per_count[lo : hi + 1].sum()) for lo, hi in ranges]
+    return {"labels": count_bin_labels(ranges, k), "counts": counts, "note": "; ".join(notes) or None}
 
 
 def pass_rate_chart(stats: dict) -> str:
-    """The pass-rate histogram as terminal text (one bar per i/K, then the note if any)."""
+    """The pass-rate histogram as terminal text (bars of i/K or ranges of it, then the note if any)."""
     histogram = stats["pass_rate_histogram"]
     text = bar_chart(histogram["labels"], histogram["counts"], CHART_WIDTH, title="problems by pass rate (correct/scored)")
     return text + (f"\n({histogram['note']})" if histogram.get("note") else "")
