@@ -19,6 +19,7 @@ the rounding, the same objective as the weighted loss.
 
 from __future__ import annotations
 
+import heapq
 from collections import Counter
 
 import numpy as np
@@ -76,42 +77,74 @@ def copy_counts(weights: np.ndarray, total: int, seed: int) -> np.ndarray:
 def spread_order(problem_of_row: np.ndarray, seed: int) -> np.ndarray:
     """A seeded order of rows in which no two rows of the same problem are next to each other.
 
-    Each problem's copies are first spread evenly through the order (copy k of a problem with
-    c copies sorts at (k + u) / c, with u seeded per problem), then any two neighbours left
-    from one problem are separated by a swap with a later row. Impossible only when one problem
-    has more than half the rows (plus one); such neighbours are left and counted by the caller.
+    Copy k of a problem with c copies gets the key (k + u) / c, with u seeded per problem, so
+    each problem's copies spread evenly through the order. Rows are then placed in key order,
+    except that the next row never repeats the problem just placed (the next problem in key
+    order goes first), and a problem holding more than half of the rows still to place goes
+    now (else it could not be kept apart later). This always succeeds when no problem has more
+    than half the rows (rounded up); otherwise the unavoidable neighbours are left, and the
+    caller counts them (`adjacent_pairs`).
 
     Args:
         problem_of_row: [rows] an integer problem label per row.
-        seed: seeds the offsets.
+        seed: seeds the offsets and the tie-breaks.
 
     Returns:
         [rows] a permutation of range(rows).
     """
     rng = np.random.default_rng([seed, 2])
     labels = np.asarray(problem_of_row)
-    num = labels.size
     unique, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
     offsets = rng.random(unique.size)
-    rank = np.zeros(num, dtype=np.int64)
-    seen = np.zeros(unique.size, dtype=np.int64)
+    queues: list[list[int]] = [[] for _ in unique]
     for row, label in enumerate(inverse):
-        rank[row] = seen[label]
-        seen[label] += 1
-    keys = (rank + offsets[inverse]) / counts[inverse]
-    order = np.lexsort((rng.random(num), keys))
-    placed = labels[order]
-    for i in range(1, num):
-        if placed[i] != placed[i - 1]:
-            continue
-        for j in range(i + 1, num):
-            fits_here = placed[j] != placed[i - 1] and (i + 1 >= num or placed[j] != placed[i + 1] or j == i + 1)
-            fits_there = placed[i] != placed[j - 1] and (j + 1 >= num or placed[i] != placed[j + 1])
-            if fits_here and fits_there:
-                order[[i, j]] = order[[j, i]]
-                placed[[i, j]] = placed[[j, i]]
-                break
-    return order
+        queues[label].append(row)
+    # Each problem's next copy sorts at (k + u) / c; a heap holds one live entry per problem
+    # (older entries are skipped when they surface), and another finds the largest remainder.
+    current = offsets / counts
+    ties = rng.random(unique.size)
+    by_key = [(current[p], ties[p], p) for p in range(unique.size)]
+    heapq.heapify(by_key)
+    by_count = [(-int(counts[p]), p) for p in range(unique.size)]
+    heapq.heapify(by_count)
+    remaining = counts.astype(np.int64).copy()
+    taken = np.zeros(unique.size, dtype=np.int64)
+    order: list[int] = []
+    last = -1
+    for left in range(labels.size, 0, -1):
+        while -by_count[0][0] != remaining[by_count[0][1]]:
+            heapq.heapreplace(by_count, (-int(remaining[by_count[0][1]]), by_count[0][1]))
+        biggest = by_count[0][1]
+        if 2 * remaining[biggest] > left and biggest != last:
+            pick = biggest
+        else:
+            pick = _first_live(by_key, current, remaining, exclude=last)
+        order.append(queues[pick][taken[pick]])
+        taken[pick] += 1
+        remaining[pick] -= 1
+        current[pick] = (taken[pick] + offsets[pick]) / counts[pick]
+        if remaining[pick]:
+            heapq.heappush(by_key, (current[pick], ties[pick], pick))
+        last = pick
+    return np.array(order, dtype=np.int64)
+
+
+def _first_live(heap: list, current: np.ndarray, remaining: np.ndarray, exclude: int) -> int:
+    """The problem with the smallest live key other than `exclude` (or `exclude` if it is the only one left)."""
+    held = []
+    pick = exclude
+    while heap:
+        key, _, problem = heap[0]
+        if remaining[problem] == 0 or key != current[problem]:
+            heapq.heappop(heap)  # a stale entry
+        elif problem == exclude:
+            held.append(heapq.heappop(heap))
+        else:
+            pick = problem
+            break
+    for entry in held:
+        heapq.heappush(heap, entry)
+    return pick
 
 
 def adjacent_pairs(problem_of_row: np.ndarray) -> int:
