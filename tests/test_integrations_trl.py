@@ -121,7 +121,8 @@ def test_a_weight_zero_example_contributes_no_gradient(tiny_model, tmp_path):
     with_zero = _gradient(trainer, [1.0, 0.0], [0, 2])
     # The same example alone in a batch of one: its gradient, halved because the divisor was 2 examples.
     alone = _gradient(trainer, [1.0], [0])
-    assert torch.allclose(with_zero, alone / 2, atol=1e-7, rtol=1e-5)
+    # Padding to the longer example changes float32 sums slightly (seen: 3e-7 on entries up to 1).
+    assert torch.allclose(with_zero, alone / 2, atol=1e-6, rtol=1e-5)
     doubled = _gradient(trainer, [1.0, 2.0], [0, 2]) - _gradient(trainer, [1.0, 1.0], [0, 2])
     only_second = _gradient(trainer, [0.0, 1.0], [0, 2])
     assert torch.allclose(doubled, only_second, atol=1e-6, rtol=1e-4)
