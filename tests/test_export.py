@@ -337,10 +337,18 @@ BAD_FLAGS = [
     (["--format", "csv"], "--format must be one of native, trl, verl (got 'csv')"),
     (["--missing", "keep", "--rows-per-shard", "0"], "--missing must be drop or error (got 'keep'); --rows-per-shard must be at least 1 (got 0)"),
     (["--val-fraction", "1"], "--val-fraction must be in [0, 1) (got 1.0)"),
+    (["--weights-as", "rows"], "--weights-as must be column or copies (got 'rows')"),
+    (["--copies", "5"], "--copies needs --weights-as copies"),
+    (["--weights-as", "copies", "--copies", "0"], "--copies must be at least 1 (got 0)"),
+    (["--normalize", "mean"], "--normalize must be rows or none (got 'mean')"),
+    (["--data-source", ""], "--data-source must not be empty"),
 ]
 
 
-@pytest.mark.parametrize("flags,message", BAD_FLAGS, ids=["trl-without-references", "format", "two-at-once", "val-fraction"])
+@pytest.mark.parametrize(
+    "flags,message", BAD_FLAGS,
+    ids=["trl-without-references", "format", "two-at-once", "val-fraction", "weights-as", "copies-alone", "copies-zero", "normalize", "data-source"],
+)
 def test_bad_flags_are_one_line_errors(tmp_path, cli, flags, message):
     problems, weights = make_inputs(tmp_path)
     assert_user_error(cli("export", problems, weights, "-o", tmp_path / "out", *flags), f"error: {message}")

@@ -36,7 +36,7 @@ COLUMNS = {
         ("problem_id", "string", "the problem's id in the problem set"),
         ("prompt", "string", "the prompt (for chat problems, the last user message; the whole chat is in `messages`)"),
         ("answer", "string", "the gold answer"),
-        ("weight", "float64", "the PACED weight: multiply this example's loss by it"),
+        ("weight", "float64", "this row's PACED weight (its problem's weight, shared among the problem's rows): multiply this example's loss by it"),
         ("pass_rate", "float64 or null", "the student's pass rate p on this problem (null when no sample was scored)"),
         ("n_samples", "int32", "student samples drawn for the problem"),
         ("n_correct", "int32", "of those, how many were graded correct"),

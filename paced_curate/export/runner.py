@@ -81,6 +81,8 @@ def run_export(config: ExportConfig) -> ExportResult:
         say("NOTE: --refs-per-problem has no effect without --references")
     if config.format != "verl" and config.data_source != DEFAULT_DATA_SOURCE:
         say("NOTE: --data-source has no effect without --format verl")
+    if is_file_output(config.output) and config.rows_per_shard != ExportConfig.__dataclass_fields__["rows_per_shard"].default:
+        say(f"NOTE: --rows-per-shard has no effect with -o {config.output}: it writes one file")
     if config.weights_as == "copies" and config.normalize != "rows":
         say("NOTE: --normalize has no effect with --weights-as copies (every row has weight 1)")
     fields = FieldMap(
