@@ -122,25 +122,7 @@ def run_export(config: ExportConfig) -> ExportResult:
     extras = extras_dir(output)
     extras_staging = output.parent / f".{extras.name}{TEMP_MARK}{secrets.token_hex(4)}"
     try:
-        splits = {}
-        for name, (indices, row_weight) in plan.items():
-            chosen = rows.take(pa.array(indices, pa.int64()))
-            chosen = chosen.set_column(chosen.column_names.index("weight"), "weight", pa.array(row_weight, pa.float64()))
-            prompts = _prompts(chosen, record)
-            table = format_table(
-                chosen, config.format, data_source=config.data_source, prompts=prompts,
-                with_weight=config.weights_as == "column",
-            )
-            if is_file_output(config.output):
-                staging.parent.mkdir(parents=True, exist_ok=True)
-                files = write_single(table, staging, metadata)
-                files = [entry | {"file": output.name} for entry in files]
-            else:
-                files = write_shards(table, staging / name, config.rows_per_shard, metadata)
-                files = [entry | {"file": f"{name}/{entry['file']}"} for entry in files]
-            chosen_ids = [problem_ids[i] for i in indices]
-            splits[name] = {"rows": len(indices), "problems": len(set(chosen_ids)), "files": files}
-        train_indices, train_weights = plan["train"]
+        splits, columns = _write_splits(rows, plan, record, config, staging, metadata)
         result = ExportResult(
             output=config.output,
             format=config.format,
@@ -153,7 +135,7 @@ def run_export(config: ExportConfig) -> ExportResult:
             normalizing_factor=plan.factor,
             adjacent_copies=plan.adjacent,
         )
-        manifest = _manifest(config, result, weighting, settings, table.column_names, record)
+        manifest = _manifest(config, result, weighting, settings, columns, record)
         extras_staging.mkdir(parents=True)
         write_json(manifest, extras_staging / MANIFEST)
         with atomic_path(extras_staging / CARD) as tmp:
@@ -167,6 +149,29 @@ def run_export(config: ExportConfig) -> ExportResult:
             elif temporary.exists():
                 temporary.unlink()
     return result
+
+
+def _write_splits(
+    rows: pa.Table, plan: "_Plan", record: dict | None, config: ExportConfig, staging: Path, metadata: dict
+) -> tuple[dict, list[str]]:
+    """Write each split's rows, in the plan's order and with its weights; returns the splits' entries and the columns."""
+    problem_ids = rows.column("problem_id").to_pylist()
+    splits, columns = {}, []
+    for name, (indices, row_weight) in plan.items():
+        chosen = rows.take(pa.array(indices, pa.int64()))
+        chosen = chosen.set_column(chosen.column_names.index("weight"), "weight", pa.array(row_weight, pa.float64()))
+        table = format_table(
+            chosen, config.format, data_source=config.data_source, prompts=_prompts(chosen, record),
+            with_weight=config.weights_as == "column",
+        )
+        if is_file_output(config.output):
+            files = [entry | {"file": Path(config.output).name} for entry in write_single(table, staging, metadata)]
+        else:
+            files = write_shards(table, staging / name, config.rows_per_shard, metadata)
+            files = [entry | {"file": f"{name}/{entry['file']}"} for entry in files]
+        splits[name] = {"rows": len(indices), "problems": len({problem_ids[i] for i in indices}), "files": files}
+        columns = table.column_names
+    return splits, columns
 
 
 class _Plan(dict):
