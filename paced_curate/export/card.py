@@ -91,12 +91,17 @@ def weight_summary(weights: np.ndarray) -> dict:
 def dataset_card(manifest: dict) -> str:
     """The README.md of an export folder: what the columns mean, how to apply the weight, counts."""
     fmt = manifest["format"]
+    copies = manifest.get("weights_as") == "copies"
     lines = [
         "# PACED-weighted dataset",
         "",
         f"Written by `paced export` (paced {manifest['paced_version']}) in the `{fmt}` format: "
-        "each example carries a weight w(p) computed from the student's pass rate p on its problem "
-        "(PACED, arXiv 2603.11178).",
+        + (
+            "each problem appears a number of times proportional to its weight w(p)"
+            if copies
+            else "each example carries a weight w(p)"
+        )
+        + " computed from the student's pass rate p on its problem (PACED, arXiv 2603.11178).",
         "",
         "## Files",
         "",
@@ -108,8 +113,10 @@ def dataset_card(manifest: dict) -> str:
         lines.append(f"| {name} | {split['rows']:,} | {split['problems']:,} | {files} |")
     lines += ["", "## Columns", ""]
     for name, type_, meaning in COLUMNS[fmt]:
-        if fmt == "native" and name in ("reference", "messages") and name not in manifest.get("columns", []):
+        if name not in manifest.get("columns", []) and (fmt == "native" and name in ("reference", "messages") or name == "weight"):
             continue
+        if copies and name in ("weight", "extra_info"):
+            meaning += " (with weighted copies every weight is 1: the weights are in the copy counts)"
         lines.append(f"- `{name}` ({type_}): {meaning}")
     extra = [c for c in manifest.get("columns", []) if c not in {name for name, _, _ in COLUMNS[fmt]}]
     if extra:
