@@ -76,8 +76,18 @@ def test_the_first_steps_loss_equals_an_independent_computation(tiny_model, tmp_
     assert abs(logged - unweighted_token_mean) > 1e-3  # the weights changed the loss
 
 
-def test_the_weight_column_survives_pruning_and_collation(tiny_model, tmp_path):
-    trainer = _trainer(tiny_model, tmp_path, _dataset(), per_device_train_batch_size=3)
+def _chat_dataset():
+    """The same rows in TRL's conversational prompt-completion format (what `--format trl` writes for chat)."""
+    return datasets.Dataset.from_list([
+        {"prompt": [{"role": "system", "content": "Add."}, {"role": "user", "content": p}],
+         "completion": [{"role": "assistant", "content": c}], "weight": w, "problem_id": f"p{i}"}
+        for i, (p, c, w) in enumerate(ROWS)
+    ])
+
+
+@pytest.mark.parametrize("make", [_dataset, _chat_dataset], ids=["text", "conversational"])
+def test_the_weight_column_survives_pruning_and_collation(tiny_model, tmp_path, make):
+    trainer = _trainer(tiny_model, tmp_path, make(), per_device_train_batch_size=3)
     assert trainer.args.remove_unused_columns  # TRL's default: columns the model does not take are dropped
     batches = list(trainer.get_train_dataloader())
     weights = sorted(float(w) for batch in batches for w in batch["weight"])
