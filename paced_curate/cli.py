@@ -254,7 +254,9 @@ def weight_command(
 def export_command(
     problems: Annotated[str, typer.Argument(help="The problem set the weights were computed for (file, dataset folder or -).")],
     weights: Annotated[str, typer.Argument(help="The weights from 'paced weight'.")],
-    output: Annotated[str, typer.Option("--output", "-o", help="Export folder to write (an earlier export there is replaced).")],
+    output: Annotated[
+        str, typer.Option("--output", "-o", help="Export folder (train/, val/) or NAME.parquet to write; an earlier export there is replaced.")
+    ],
     references: Annotated[
         Optional[str], typer.Option("--references", help="Teacher rollouts graded with 'paced grade': correct ones become references.")
     ] = None,
@@ -272,6 +274,14 @@ def export_command(
     prompt_field: Annotated[Optional[str], typer.Option("--prompt-field", help="Problem-set column with the prompt.")] = None,
     answer_field: Annotated[Optional[str], typer.Option("--answer-field", help="Problem-set column with the gold answer.")] = None,
     split: Annotated[Optional[str], typer.Option("--split", help="Split of a Hugging Face dataset folder.")] = None,
+    weights_as: Annotated[
+        str, typer.Option("--weights-as", help="column: a weight per row; copies: each problem repeated in proportion to its weight.")
+    ] = "column",
+    copies: Annotated[Optional[int], typer.Option("--copies", help="With --weights-as copies: train rows (default: its problems).")] = None,
+    normalize: Annotated[str, typer.Option("--normalize", help="rows: row weights average 1 over the train rows; none: as weighed.")] = "rows",
+    data_source: Annotated[
+        str, typer.Option("--data-source", help="verl's data_source (default lighteval/MATH: verl's built-in boxed-answer reward).")
+    ] = "lighteval/MATH",
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as one JSON document on stdout.")] = False,
 ) -> None:
     """Write the weighted dataset: shards with a weight per example, a manifest and a dataset card.
@@ -297,6 +307,10 @@ def export_command(
         prompt_field=prompt_field,
         answer_field=answer_field,
         split=split,
+        weights_as=weights_as,
+        copies=copies,
+        normalize=normalize,
+        data_source=data_source,
     )
     result = run_export(config)
     render_export_result(result)

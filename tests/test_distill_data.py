@@ -79,7 +79,7 @@ def make_export(tmp_path: Path, n: int = 8, references: bool = True, name: str =
     output = tmp_path / name
     run_export(ExportConfig(
         problems=str(problems), weights=str(weights_path), references=None if graded is None else str(graded), output=str(output),
-        format=fmt, drop_zero=False,
+        format=fmt, drop_zero=False, normalize="none",
     ))
     return output
 
@@ -179,11 +179,11 @@ def test_tokenizer_mismatch_names_the_first_differing_token(models):
 
 
 def test_missing_folder_non_export_and_other_formats_are_refused(tmp_path):
-    with pytest.raises(InputError, match=r"nowhere: no such folder; pass the output folder of 'paced export --format native'"):
+    with pytest.raises(InputError, match=r"nowhere: no such folder; pass the output of 'paced export --format native'"):
         read_train_split(str(tmp_path / "nowhere"), need_reference=False)
     (tmp_path / "plain").mkdir()
     (tmp_path / "plain" / "x.parquet").write_bytes(b"")
-    with pytest.raises(InputError, match=r"plain: is not a paced export \(no export manifest.json\)"):
+    with pytest.raises(InputError, match=r"plain: is not a paced export \(no export manifest.json in .*plain.paced\)"):
         read_train_split(str(tmp_path / "plain"), need_reference=False)
     trl = make_export(tmp_path, n=3, name="trl", fmt="trl")
     with pytest.raises(InputError, match=r"trl: is a 'trl' export; re-export with --format native"):
@@ -203,5 +203,31 @@ def test_export_manifest_records_the_files_a_resume_checks(tmp_path):
     first = make_export(tmp_path, n=3, name="a")
     same = make_export(tmp_path, n=3, name="b")
     other = make_export(tmp_path, n=4, name="c")
-    assert json.loads((first / "manifest.json").read_text())["splits"]["train"]["files"]
+    assert json.loads((tmp_path / "a.paced" / "manifest.json").read_text())["splits"]["train"]["files"]
     assert train_digest(str(first)) == train_digest(str(same)) != train_digest(str(other))
+
+
+NOTE_CASES = [
+    # export options, whether --weights off gets the note, reason
+    (dict(drop_zero=True), True, "weight-0 problems were dropped: a hard filter, not the baseline"),
+    (dict(drop_zero=False), False, "--keep-zero: every problem is there, --weights off is the baseline"),
+]
+
+
+@pytest.mark.parametrize(("options", "noted"), [(o, n) for o, n, _ in NOTE_CASES], ids=[r for _, _, r in NOTE_CASES])
+def test_weights_off_on_an_export_that_dropped_problems_says_so(tmp_path, options, noted):
+    """#14: `paced distill --weights off` on a default export trains on the filtered set only."""
+    from paced_curate.distill.data import unweighted_note
+
+    problems = write_jsonl(tmp_path / "p.jsonl", [{"id": f"q{i}", "question": f"{i}+{i}", "answer": str(2 * i)} for i in range(4)])
+    rows = [WEIGHT_ROW | {"problem_id": f"q{i}", "weight_raw": w, "weight": w} for i, w in enumerate([0.0, 1.0, 0.0, 2.0])]
+    weights = tmp_path / "w.parquet"
+    write_table(build_table(rows, WEIGHTS), str(weights), WEIGHTS)
+    run_export(ExportConfig(problems=str(problems), weights=str(weights), output=str(tmp_path / "data"), **options))
+    note = unweighted_note(str(tmp_path / "data"))
+    if noted:
+        assert note is not None and "\n" not in note
+        assert "left out 2 weight-0 problems" in note and "--keep-zero" in note and "--kernel uniform" in note
+    else:
+        assert note is None
+    assert unweighted_note(str(tmp_path / "nowhere")) is None

@@ -241,7 +241,7 @@ def test_cli_trains_and_prints_the_result_as_json(tmp_path, models, data, cli):
 @pytest.mark.parametrize(
     "case,expected",
     [
-        ("missing", "nowhere: no such folder; pass the output folder of 'paced export --format native'"),
+        ("missing", "nowhere: no such folder; pass the output of 'paced export --format native'"),
         ("no_reference", "has no 'reference' column, which --loss fkl needs"),
         ("vocab", "its tokenizer differs from the student's (the teacher has token '<|think|>' (id 260) that the student lacks)"),
         ("student", "no_model: no such folder (models load from local folders; nothing is downloaded)"),

@@ -64,7 +64,9 @@ def export(tmp_path: Path, problems: Path, weights: Path, name: str = "out", **o
 
 
 def manifest_of(directory: Path) -> dict:
-    return json.loads((directory / "manifest.json").read_text())
+    """An export's manifest: in the sibling folder `<OUT>.paced/`, never in the data folder."""
+    assert not (directory / "manifest.json").exists()
+    return json.loads((directory.with_name(directory.name + ".paced") / "manifest.json").read_text())
 
 
 def test_join_takes_problem_columns_and_weights_and_drops_weight_zero(tmp_path):
@@ -74,10 +76,12 @@ def test_join_takes_problem_columns_and_weights_and_drops_weight_zero(tmp_path):
     assert table.column_names == ["problem_id", "prompt", "answer", "weight", "pass_rate", "n_samples", "n_correct", "difficulty"]
     rows = {row["problem_id"]: row for row in table.to_pylist()}
     assert sorted(rows) == [f"q{i:02d}" for i in range(1, 10)]
+    # Weights (i + 1) / 7 for q01..q09 sum to 54 / 7: normalised to mean 1 over the 9 rows, q03's 4/7 becomes 4 * 9 / 54.
     assert rows["q03"] == {
-        "problem_id": "q03", "prompt": "What is 3 + 3?", "answer": "6", "weight": 4 / 7, "pass_rate": 3 / 8,
+        "problem_id": "q03", "prompt": "What is 3 + 3?", "answer": "6", "weight": pytest.approx(4 * 9 / 54), "pass_rate": 3 / 8,
         "n_samples": 8, "n_correct": 3, "difficulty": "easy",
     }
+    assert sum(row["weight"] for row in rows.values()) == pytest.approx(9)
     assert result.num_rows == result.num_problems == 9
     assert result.dropped == {"no_weight": 0, "zero_weight": 1}
     kept = export(tmp_path, problems, weights, name="kept", drop_zero=False)
@@ -103,10 +107,11 @@ def test_references_pick_the_lowest_correct_samples_and_drop_problems_without_on
     ]
     assert one.dropped["no_reference"] == 1 and one.short_references == 0
 
-    two = export(tmp_path, problems, weights, name="r2", references=str(refs), refs_per_problem=2)
+    two = export(tmp_path, problems, weights, name="r2", references=str(refs), refs_per_problem=2, normalize="none")
     table = read_export(tmp_path / "r2").sort_by([("problem_id", "ascending"), ("reference", "ascending")])
+    # A problem's rows share its weight: q00 (weight 1, two references) 0.5 each, q02 (weight 1, one) 1.0, q03 (2, two) 1.0 each.
     assert list(zip(table.column("problem_id").to_pylist(), table.column("reference").to_pylist(), table.column("weight").to_pylist())) == [
-        ("q00", "q00#1", 1.0), ("q00", "q00#2", 1.0), ("q02", "q02#0", 1.0), ("q03", "q03#0", 2.0), ("q03", "q03#1", 2.0)
+        ("q00", "q00#1", 0.5), ("q00", "q00#2", 0.5), ("q02", "q02#0", 1.0), ("q03", "q03#0", 1.0), ("q03", "q03#1", 1.0)
     ]
     assert (two.num_rows, two.num_problems, two.short_references) == (5, 3, 1)
 
@@ -114,13 +119,14 @@ def test_references_pick_the_lowest_correct_samples_and_drop_problems_without_on
 def test_shards_hold_rows_per_shard_rows_with_zstd_row_groups(tmp_path):
     problems, weights = make_inputs(tmp_path, n=11)
     export(tmp_path, problems, weights, rows_per_shard=3)
-    out = tmp_path / "out"
+    out = tmp_path / "out" / "train"
     files = sorted(p.name for p in out.glob("*.parquet"))
     assert files == ["part-00000.parquet", "part-00001.parquet", "part-00002.parquet", "part-00003.parquet"]
     assert [pq.ParquetFile(out / f).metadata.num_rows for f in files] == [3, 3, 3, 1]
     first = pq.ParquetFile(out / files[0]).metadata
     assert first.num_row_groups == 1 and first.row_group(0).column(0).compression == "ZSTD"
-    assert [entry["rows"] for entry in manifest_of(out)["splits"]["train"]["files"]] == [3, 3, 3, 1]
+    assert [entry["rows"] for entry in manifest_of(out.parent)["splits"]["train"]["files"]] == [3, 3, 3, 1]
+    assert sorted(p.name for p in out.parent.iterdir()) == ["train"]  # --val-fraction 0 writes the same train/ layout
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no staging left behind
 
 
@@ -149,7 +155,8 @@ def test_val_split_takes_whole_problems(tmp_path):
     assert len(set(val_ids)) == 5 and len(set(train_ids)) == 15  # 25% of the 20 problems left after q00 (weight 0)
     assert all(train_ids.count(pid) == 2 for pid in train_ids) and all(val_ids.count(pid) == 2 for pid in val_ids)
     assert result.splits["val"]["rows"] == 10 and result.splits["train"]["problems"] == 15
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["README.md", "manifest.json", "train", "val"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["train", "val"]
+    assert sorted(p.name for p in (tmp_path / "out.paced").iterdir()) == ["README.md", "manifest.json"]
     with pytest.raises(InputError, match="has no 'test' split \\(it has train, val\\)"):
         read_export(tmp_path / "out", "test")
 
@@ -166,8 +173,11 @@ def shard_paths(directory: Path) -> list[Path]:
 
 
 def expected_weights(weights: Path) -> dict[str, float]:
+    """The nonzero weights of a weights file, scaled to mean 1 over them (one row per problem, --normalize rows)."""
     table = pq.read_table(weights)
-    return dict(zip(table.column("problem_id").to_pylist(), table.column("weight").to_pylist()))
+    kept = {pid: w for pid, w in zip(table.column("problem_id").to_pylist(), table.column("weight").to_pylist()) if w != 0}
+    mean = sum(kept.values()) / len(kept)
+    return {pid: pytest.approx(w / mean) for pid, w in kept.items()}
 
 
 def test_native_format_loads_in_datasets_with_exact_weights(tmp_path):
@@ -179,8 +189,7 @@ def test_native_format_loads_in_datasets_with_exact_weights(tmp_path):
     assert ds.column_names == ["problem_id", "prompt", "answer", "weight", "pass_rate", "n_samples", "n_correct", "messages", "difficulty"]
     assert ds.features["weight"] == Value("float64") and ds.features["n_correct"] == Value("int32")
     assert ds.features["messages"].feature == {"role": Value("string"), "content": Value("string")}
-    want = expected_weights(weights)
-    assert {row["problem_id"]: row["weight"] for row in ds} == {pid: w for pid, w in want.items() if w != 0}
+    assert {row["problem_id"]: row["weight"] for row in ds} == expected_weights(weights)
     assert ds[0]["messages"][0] == {"role": "system", "content": "Box the answer."}
 
 
@@ -201,8 +210,7 @@ def test_trl_format_loads_in_datasets_with_prompt_completion_and_weight(tmp_path
     else:
         assert ds.features["prompt"] == Value("string")
         assert (row["prompt"], row["completion"]) == ("What is 4 + 4?", "q04#0")
-    want = expected_weights(weights)
-    assert {r["problem_id"]: r["weight"] for r in ds} == {pid: w for pid, w in want.items() if w != 0}
+    assert {r["problem_id"]: r["weight"] for r in ds} == expected_weights(weights)
 
 
 def test_verl_format_loads_in_datasets_with_extra_info_weight(tmp_path):
@@ -214,12 +222,12 @@ def test_verl_format_loads_in_datasets_with_extra_info_weight(tmp_path):
     assert ds.column_names == ["data_source", "prompt", "ability", "reward_model", "extra_info"]
     assert ds.features["extra_info"] == {"index": Value("int64"), "weight": Value("float64"), "pass_rate": Value("float64"), "problem_id": Value("string")}
     row = next(r for r in ds if r["extra_info"]["problem_id"] == "q05")
-    assert row["data_source"] == "problems" and row["ability"] == "math"
-    assert row["prompt"] == [{"role": "user", "content": "What is 5 + 5?"}]
+    assert row["data_source"] == "lighteval/MATH" and row["ability"] == "math"  # verl's default reward knows this source
+    assert row["prompt"] == [{"role": "user", "content": "What is 5 + 5?"}]  # no prompt record: the problem as it is
     assert row["reward_model"] == {"style": "rule", "ground_truth": "10"}
-    assert row["extra_info"]["index"] == 4 and row["extra_info"]["pass_rate"] == 5 / 8  # q05 is 5th of q01..q09
-    want = expected_weights(weights)
-    assert {r["extra_info"]["problem_id"]: r["extra_info"]["weight"] for r in ds} == {pid: w for pid, w in want.items() if w != 0}
+    assert row["extra_info"]["pass_rate"] == 5 / 8
+    assert [r["extra_info"]["index"] for r in ds] == list(range(9))  # the row's position in its split
+    assert {r["extra_info"]["problem_id"]: r["extra_info"]["weight"] for r in ds} == expected_weights(weights)
     with pytest.raises(InputError, match="is a 'verl' export; re-export with --format native"):
         read_export(tmp_path / "out")
 
@@ -233,8 +241,9 @@ def test_manifest_and_dataset_card_record_counts_statistics_and_provenance(tmp_p
     assert (manifest["stage"], manifest["format"], manifest["complete"], manifest["rows"], manifest["problems"]) == ("export", "native", True, 3, 3)
     assert manifest["dropped"] == {"no_weight": 0, "zero_weight": 1}
     assert manifest["rows_per_shard"] == 2 and manifest["row_group_rows"] == 2
-    stats = manifest["weight_statistics"]
-    assert (stats["problems"], stats["mean"], stats["min"], stats["max"]) == (3, 4 / 3, 1.0, 2.0)
+    stats = manifest["weight_statistics"]  # 1, 1, 2 normalised to mean 1 over the 3 train rows: x 3/4
+    assert (stats["problems"], stats["mean"], stats["min"], stats["max"]) == (3, 1.0, 0.75, 1.5)
+    assert manifest["normalize"] == "rows" and manifest["normalizing_factor"] == 0.75
     assert stats["effective_sample_size"] == pytest.approx(16 / 6)
     assert manifest["weighting"] == WEIGHTING | {"normalizing_constant": 0.2}  # how, not where from
     assert manifest["inputs"]["problems"] == {"path": str(problems.resolve()), "sha256": file_sha256(problems)}
@@ -243,19 +252,20 @@ def test_manifest_and_dataset_card_record_counts_statistics_and_provenance(tmp_p
     assert manifest["command"][0] == "paced"  # the rest is this process's argv (pytest's, in-process)
     for entry in manifest["splits"]["train"]["files"]:
         assert file_sha256(out / entry["file"]) == entry["sha256"]
-    meta = read_metadata(pq.read_schema(out / "part-00000.parquet"))
+    meta = read_metadata(pq.read_schema(out / "train" / "part-00000.parquet"))
     assert meta["stage"] == "export" and meta["provenance"]["format"] == "native"
     assert meta["provenance"]["weighting"] == manifest["weighting"] and meta["provenance"]["settings_hash"] == manifest["settings_hash"]
     assert str(tmp_path) not in json.dumps(meta)  # no paths in the shards, so they match wherever they are written
-    card = (out / "README.md").read_text()
-    assert "| train | 3 | 3 | `part-00000.parquet`, `part-00001.parquet` |" in card
+    card = (tmp_path / "out.paced" / "README.md").read_text()
+    assert "| train | 3 | 3 | `train/part-00000.parquet`, `train/part-00001.parquet` |" in card
+    assert "their mean there is 1 (every weight from `paced weight` was multiplied by 0.75" in card
     assert "`sum_i w_i * loss_i / batch_size`" in card and "kernel=beta" in card
     assert "exported 3 rows (3 problems, native)" in result.stderr and "dropped 1 problem with weight 0" in result.stderr
 
 
 def test_inspect_shows_the_manifest_and_a_weight_histogram(tmp_path, cli):
     problems, weights = make_inputs(tmp_path, n=4, weights={"q00": 0.5, "q01": 1.0, "q02": 1.0, "q03": 2.0})
-    assert cli("export", problems, weights, "-o", tmp_path / "out", "--val-fraction", "0.5").exit_code == 0
+    assert cli("export", problems, weights, "-o", tmp_path / "out", "--val-fraction", "0.5", "--normalize", "none").exit_code == 0
     result = cli("inspect", tmp_path / "out", "--json")
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
@@ -272,11 +282,13 @@ def test_an_earlier_export_is_replaced_and_a_failed_export_leaves_it_intact(tmp_
     problems, weights = make_inputs(tmp_path)
     export(tmp_path, problems, weights, rows_per_shard=2)
     export(tmp_path, problems, weights, rows_per_shard=5)
-    assert sorted(p.name for p in (tmp_path / "out").glob("*.parquet")) == ["part-00000.parquet", "part-00001.parquet"]
-    before = {p.name: p.read_bytes() for p in (tmp_path / "out").iterdir()}
+    assert sorted(p.name for p in (tmp_path / "out" / "train").glob("*.parquet")) == ["part-00000.parquet", "part-00001.parquet"]
+    def contents():
+        return {str(p): p.read_bytes() for folder in ("out", "out.paced") for p in (tmp_path / folder).rglob("*") if p.is_file()}
+    before = contents()
     bad = write_jsonl(tmp_path / "other.jsonl", problem_rows(3))
     assert cli("export", bad, weights, "-o", tmp_path / "out").exit_code == 2
-    assert {p.name: p.read_bytes() for p in (tmp_path / "out").iterdir()} == before
+    assert contents() == before
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
@@ -313,7 +325,7 @@ def test_a_folder_that_is_not_an_export_is_refused_unless_overwrite(tmp_path, cl
     assert (tmp_path / "out" / "notes.txt").read_text() == "mine"
     result = cli("export", problems, weights, "-o", tmp_path / "out", "--overwrite")
     assert result.exit_code == 0, result.output
-    assert not (tmp_path / "out" / "notes.txt").exists() and (tmp_path / "out" / "manifest.json").exists()
+    assert not (tmp_path / "out" / "notes.txt").exists() and (tmp_path / "out.paced" / "manifest.json").exists()
     assert_user_error(
         cli("export", problems, weights, "-o", tmp_path, "--overwrite"),
         f"{tmp_path}: contains {problems}, which replacing it would delete; write the export to a folder of its own",
@@ -325,10 +337,18 @@ BAD_FLAGS = [
     (["--format", "csv"], "--format must be one of native, trl, verl (got 'csv')"),
     (["--missing", "keep", "--rows-per-shard", "0"], "--missing must be drop or error (got 'keep'); --rows-per-shard must be at least 1 (got 0)"),
     (["--val-fraction", "1"], "--val-fraction must be in [0, 1) (got 1.0)"),
+    (["--weights-as", "rows"], "--weights-as must be column or copies (got 'rows')"),
+    (["--copies", "5"], "--copies needs --weights-as copies"),
+    (["--weights-as", "copies", "--copies", "0"], "--copies must be at least 1 (got 0)"),
+    (["--normalize", "mean"], "--normalize must be rows or none (got 'mean')"),
+    (["--data-source", ""], "--data-source must not be empty"),
 ]
 
 
-@pytest.mark.parametrize("flags,message", BAD_FLAGS, ids=["trl-without-references", "format", "two-at-once", "val-fraction"])
+@pytest.mark.parametrize(
+    "flags,message", BAD_FLAGS,
+    ids=["trl-without-references", "format", "two-at-once", "val-fraction", "weights-as", "copies-alone", "copies-zero", "normalize", "data-source"],
+)
 def test_bad_flags_are_one_line_errors(tmp_path, cli, flags, message):
     problems, weights = make_inputs(tmp_path)
     assert_user_error(cli("export", problems, weights, "-o", tmp_path / "out", *flags), f"error: {message}")

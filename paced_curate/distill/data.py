@@ -128,8 +128,8 @@ def read_train_split(shards: str, *, need_reference: bool) -> pa.Table:
     """
     from paced_curate.export import read_export
 
-    if not Path(shards).is_dir():
-        raise InputError(f"{shards}: no such folder; pass the output folder of 'paced export --format native'")
+    if not Path(shards).exists():
+        raise InputError(f"{shards}: no such folder; pass the output of 'paced export --format native'")
     table = read_export(shards, split="train")
     if need_reference:
         if "reference" not in table.column_names:
@@ -145,11 +145,24 @@ def read_train_split(shards: str, *, need_reference: bool) -> pa.Table:
     return table
 
 
+def unweighted_note(shards: str) -> str | None:
+    """With --weights off: one line when the export left weight-0 problems out (a hard filter, not the baseline)."""
+    from paced_curate.export.layout import export_manifest
+
+    dropped = ((export_manifest(shards) or {}).get("dropped") or {}).get("zero_weight", 0)
+    if not dropped:
+        return None
+    return (
+        f"NOTE: --weights off trains unweighted on {shards}, which left out {dropped:,} weight-0 problems: that is the "
+        "hard filter, not the unweighted baseline; for the baseline, export with --keep-zero (or weigh with --kernel uniform)"
+    )
+
+
 def train_digest(shards: str) -> str:
     """A hash of the export's train files (from their sha256 in the manifest): a resume checks it is unchanged."""
-    from paced_curate.io import read_manifest
+    from paced_curate.export.layout import export_manifest
 
-    files = (read_manifest(Path(shards)) or {}).get("splits", {}).get("train", {}).get("files", [])
+    files = (export_manifest(shards) or {}).get("splits", {}).get("train", {}).get("files", [])
     return hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()[:16]
 
 

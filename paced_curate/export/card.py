@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 
 from paced_curate.errors import InputError
 from paced_curate.export.config import ExportResult
+from paced_curate.export.layout import export_manifest, split_files
 from paced_curate.io import list_parts, read_parquet
 from paced_curate.report import bar_chart, equal_bins, key_value_table, say, show
 from paced_curate.schema import read_metadata
@@ -35,7 +36,7 @@ COLUMNS = {
         ("problem_id", "string", "the problem's id in the problem set"),
         ("prompt", "string", "the prompt (for chat problems, the last user message; the whole chat is in `messages`)"),
         ("answer", "string", "the gold answer"),
-        ("weight", "float64", "the PACED weight: multiply this example's loss by it"),
+        ("weight", "float64", "this row's PACED weight (its problem's weight, shared among the problem's rows): multiply this example's loss by it"),
         ("pass_rate", "float64 or null", "the student's pass rate p on this problem (null when no sample was scored)"),
         ("n_samples", "int32", "student samples drawn for the problem"),
         ("n_correct", "int32", "of those, how many were graded correct"),
@@ -43,17 +44,17 @@ COLUMNS = {
         ("messages", "list of {role, content}", "the chat prompt (only for chat problem sets)"),
     ],
     "trl": [
-        ("prompt", "string or list of {role, content}", "the prompt (a chat for chat problem sets)"),
+        ("prompt", "string or list of {role, content}", "the prompt as the student's rollout rendered it: the filled template, or the chat turns (system, user) when a chat template applied (TRL's conversational format; the trainer applies the tokenizer's chat template)"),
         ("completion", "string or list of {role, content}", "a correct teacher completion"),
-        ("weight", "float64", "the PACED weight: multiply this example's loss by it"),
+        ("weight", "float64", "this row's PACED weight: multiply this example's loss by it (absent with --weights-as copies)"),
         ("problem_id", "string", "the problem's id in the problem set"),
     ],
     "verl": [
-        ("data_source", "string", "the problem set's name (or its `source` column)"),
-        ("prompt", "list of {role, content}", "the chat prompt"),
+        ("data_source", "string", "`--data-source`; the default `lighteval/MATH` makes verl's default reward function grade the last `\\boxed{}` answer against `reward_model.ground_truth`"),
+        ("prompt", "list of {role, content}", "the chat turns as the student's rollout sent them (system prompt, filled template); verl applies the tokenizer's chat template"),
         ("ability", "string", "always `math`"),
         ("reward_model", "{style, ground_truth}", "`rule` and the gold answer, for a rule-based reward"),
-        ("extra_info", "{index, weight, pass_rate, problem_id}", "the row's index, PACED weight, pass rate and problem id"),
+        ("extra_info", "{index, weight, pass_rate, problem_id}", "the row's position in its split, its PACED weight, the student's pass rate and the problem id"),
     ],
 }
 
@@ -90,12 +91,17 @@ def weight_summary(weights: np.ndarray) -> dict:
 def dataset_card(manifest: dict) -> str:
     """The README.md of an export folder: what the columns mean, how to apply the weight, counts."""
     fmt = manifest["format"]
+    copies = manifest.get("weights_as") == "copies"
     lines = [
         "# PACED-weighted dataset",
         "",
         f"Written by `paced export` (paced {manifest['paced_version']}) in the `{fmt}` format: "
-        "each example carries a weight w(p) computed from the student's pass rate p on its problem "
-        "(PACED, arXiv 2603.11178).",
+        + (
+            "each problem appears a number of times proportional to its weight w(p)"
+            if copies
+            else "each example carries a weight w(p)"
+        )
+        + " computed from the student's pass rate p on its problem (PACED, arXiv 2603.11178).",
         "",
         "## Files",
         "",
@@ -107,27 +113,16 @@ def dataset_card(manifest: dict) -> str:
         lines.append(f"| {name} | {split['rows']:,} | {split['problems']:,} | {files} |")
     lines += ["", "## Columns", ""]
     for name, type_, meaning in COLUMNS[fmt]:
-        if fmt == "native" and name in ("reference", "messages") and name not in manifest.get("columns", []):
+        if name not in manifest.get("columns", []) and (fmt == "native" and name in ("reference", "messages") or name == "weight"):
             continue
+        if copies and name in ("weight", "extra_info"):
+            meaning += " (with weighted copies every weight is 1: the weights are in the copy counts)"
         lines.append(f"- `{name}` ({type_}): {meaning}")
     extra = [c for c in manifest.get("columns", []) if c not in {name for name, _, _ in COLUMNS[fmt]}]
     if extra:
         lines.append(f"- also passed through from the problem set: {', '.join(f'`{c}`' for c in extra)}")
-    where = "`extra_info.weight`" if fmt == "verl" else "`weight`"
-    lines += [
-        "",
-        "## How to apply the weight",
-        "",
-        f"An example's loss is the mean of its per-token losses over the response tokens; multiply it by {where}.",
-        "A batch's loss is `sum_i w_i * loss_i / batch_size`: divide by the number of examples in the batch,",
-        "not by the sum of their weights, so that weight-1 examples train exactly as unweighted ones do",
-        "(`paced distill` does the same).",
-    ]
-    if manifest["settings"].get("refs_per_problem", 1) > 1 and manifest["settings"].get("references"):
-        lines.append(
-            f"A problem has up to {manifest['settings']['refs_per_problem']} rows here (one per teacher reference), "
-            "each with the problem's full weight."
-        )
+    lines += _weight_section(manifest, fmt)
+    lines += _prompt_section(manifest, fmt)
     lines += ["", "## Where it came from", ""]
     weighting = manifest.get("weighting") or {}
     if weighting:
@@ -149,6 +144,81 @@ def dataset_card(manifest: dict) -> str:
     return "\n".join(lines)
 
 
+def _weight_section(manifest: dict, fmt: str) -> list[str]:
+    settings = manifest["settings"]
+    refs = settings.get("refs_per_problem", 1) if settings.get("references") else 1
+    if manifest.get("weights_as") == "copies":
+        copies = manifest.get("copies") or {}
+        return [
+            "",
+            "## Weighted copies: how the weights are applied",
+            "",
+            "There is no weight to apply: each row counts once (`weight`, where the format has one, is 1). "
+            "Instead each problem appears a number of times proportional to its PACED weight: problem i gets "
+            "`c_i` rows, where `c_i` rounds its exact share `s_i = w_i * N / sum(w)` by systematic sampling "
+            f"(one seeded offset, `--seed {settings['seed']}`), so every `c_i` is `floor(s_i)` or `ceil(s_i)` "
+            f"and the rows total N ({', '.join(f'{split}: {count:,}' for split, count in copies.items())}).",
+            "",
+            "What this changes: a trainer that samples rows uniformly optimises exactly the weighted objective "
+            "in expectation (`E[c_i] = s_i`, problem by problem), but not row for row: the rounding moves each "
+            "problem's share by less than one row, repeated rows add gradient variance (the same example twice "
+            "instead of two examples), and problems with a share below one appear once or not at all. Copies of "
+            "one problem are spread through the shuffle, never next to each other"
+            + (f" (except {manifest['adjacent_copies']} pairs that could not be separated)." if manifest.get("adjacent_copies") else ".")
+            + (f" A problem with several teacher references cycles through them, up to {refs} per problem." if refs > 1 else ""),
+        ]
+    where = "`extra_info.weight`" if fmt == "verl" else "`weight`"
+    factor = manifest.get("normalizing_factor", 1.0)
+    lines = [
+        "",
+        "## How to apply the weight",
+        "",
+        f"An example's loss is the mean of its per-token losses over the response tokens; multiply it by {where}.",
+        "A batch's loss is `sum_i w_i * loss_i / batch_size`: divide by the number of examples in the batch,",
+        "not by the sum of their weights, so that weight-1 examples train exactly as unweighted ones do",
+        "(`paced distill` and `paced_curate.integrations.trl.PacedSFTTrainer` do the same).",
+        "",
+    ]
+    if refs > 1:
+        lines.append(
+            f"A problem has up to {refs} rows here (one per correct teacher reference); its rows share its weight "
+            "equally, so they sum to the problem's weight whatever the number of references."
+        )
+    if manifest.get("normalize") == "rows":
+        lines.append(
+            f"The row weights are normalised over the train split's rows (the rows a trainer averages over): their mean "
+            f"there is 1 (every weight from `paced weight` was multiplied by {factor:.6g}; val rows by the same factor)."
+        )
+    else:
+        lines.append("The weights are as `paced weight` wrote them (`--normalize none`), divided among each problem's rows.")
+    return lines
+
+
+def _prompt_section(manifest: dict, fmt: str) -> list[str]:
+    if fmt == "native":
+        return []
+    record = manifest.get("prompt_format")
+    lines = ["", "## The prompt", ""]
+    if record is None:
+        return lines + [
+            "The weights file records no prompt format (it was made by an older paced or came through a pipe), "
+            "so `prompt` holds the problems' own text, not the prompt the pass rates were measured on."
+        ]
+    chat = {"on": "chat turns, rendered by the model's chat template", "off": "plain text, no chat template",
+            "messages": "chat turns for problems with messages, plain text otherwise (sent to a server)"}[record["chat"]]
+    lines.append(
+        "The pass rates behind the weights were measured on the prompt `paced rollout` sent the student, and "
+        f"`prompt` carries exactly that: template `{record['template']!r}`, system prompt "
+        f"{record.get('system_prompt')!r}, {chat}."
+    )
+    if fmt == "verl" and record["chat"] == "off":
+        lines.append(
+            "The rollout used no chat template, but verl applies one to `prompt`: to train on the same text, "
+            "use a tokenizer without a chat template."
+        )
+    return lines
+
+
 def problems_count(count: int) -> str:
     """A count of problems in words: "1 problem", "2 problems"."""
     return f"{count:,} problem" + ("" if count == 1 else "s")
@@ -156,8 +226,10 @@ def problems_count(count: int) -> str:
 
 def _shard_files(path: Path, manifest: dict | None) -> list[Path]:
     if manifest is not None:
-        return [path / entry["file"] for split in manifest.get("splits", {}).values() for entry in split["files"]]
-    return [path] if path.is_file() else list_parts(path)
+        return [file for split in manifest.get("splits", {}) for file in split_files(path, manifest, split)]
+    if path.is_file():
+        return [path]
+    return list_parts(path) or sorted(path.glob("*/part-*.parquet"))
 
 
 def _weight_column(table: pa.Table) -> pa.ChunkedArray:
@@ -173,6 +245,8 @@ def inspect_export(path: str, manifest: dict | None) -> dict:
         path: an export folder (or one of its shards, or a split folder).
         manifest: the folder's manifest, or None for a shard or split folder.
     """
+    if manifest is None or manifest.get("stage") != "export":
+        manifest = export_manifest(path)
     files = _shard_files(Path(path), manifest)
     if not files:
         raise InputError(f"{path}: holds no export shards")
@@ -223,8 +297,12 @@ def render_export_result(result: ExportResult) -> None:
             say(f"dropped {problems_count(count)} {REASONS[reason]}{hints[reason]}")
     if result.short_references:
         say(f"{problems_count(result.short_references)} had fewer correct references than --refs-per-problem")
+    if result.adjacent_copies:
+        say(f"{result.adjacent_copies} pairs of copies of one problem are next to each other (one problem has over half the rows)")
+    if result.normalizing_factor != 1.0:
+        say(f"row weights normalised to mean 1 over the train rows (x{result.normalizing_factor:.4g})")
     stats = result.weight_statistics
     say(
-        f"weights: mean {stats['mean']:.4g}, min {stats['min']:.4g}, max {stats['max']:.4g}, "
+        f"problem weights: mean {stats['mean']:.4g}, min {stats['min']:.4g}, max {stats['max']:.4g}, "
         f"effective sample size {stats['effective_sample_size']:.4g}"
     )

@@ -6,9 +6,15 @@ from dataclasses import asdict, dataclass, field
 
 from paced_curate.errors import ConfigError
 from paced_curate.export.formats import FORMATS
+from paced_curate.export.layout import is_file_output
+from paced_curate.export.weighting import NORMALIZATIONS, WEIGHTS_AS
 from paced_curate.io import STDIO
 
 MISSING = ("drop", "error")
+DEFAULT_DATA_SOURCE = "lighteval/MATH"
+"""A data source verl's `default_compute_score` grades with its MATH rule (verl.utils.reward_score.math)."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class ExportConfig:
     """Everything `paced export` needs; fields map one to one onto its flags."""
@@ -18,7 +24,7 @@ class ExportConfig:
     weights: str
     """The output of `paced weight`: one row per problem."""
     output: str
-    """The export folder to write (replaced if it holds an earlier paced export)."""
+    """The export folder (train/, val/ of Parquet files) or NAME.parquet (one file) to write; an earlier export there is replaced."""
     references: str | None = None
     """Graded teacher rollouts (`paced rollout` + `paced grade` with the teacher): correct ones become references."""
     refs_per_problem: int = 1
@@ -45,6 +51,14 @@ class ExportConfig:
     """Problem-set column with the gold answer."""
     split: str | None = None
     """Split of a Hugging Face dataset folder."""
+    weights_as: str = "column"
+    """column (a weight per row) or copies (each problem repeated in proportion to its weight, no weight column)."""
+    copies: int | None = None
+    """With --weights-as copies: rows in the train split (default: its number of problems)."""
+    normalize: str = "rows"
+    """rows: scale the row weights so their mean over the train split's rows is 1; none: keep them as weighed."""
+    data_source: str = DEFAULT_DATA_SOURCE
+    """verl's `data_source` for every row; the default selects verl's built-in MATH reward (last \\boxed{} answer)."""
 
     def __post_init__(self) -> None:
         problems = []
@@ -61,7 +75,19 @@ class ExportConfig:
         if self.format == "trl" and self.references is None:
             problems.append("--format trl needs --references (teacher rollouts graded with 'paced grade') to fill 'completion'")
         if self.output == STDIO:
-            problems.append("-o must be a folder: an export is several files, it cannot go to stdout")
+            problems.append("-o must be a folder or a .parquet file: an export cannot go to stdout")
+        if is_file_output(self.output) and self.val_fraction > 0:
+            problems.append(f"-o {self.output} writes one file, so it cannot hold a val split: pass a folder or drop --val-fraction")
+        if self.weights_as not in WEIGHTS_AS:
+            problems.append(f"--weights-as must be column or copies (got {self.weights_as!r})")
+        if self.copies is not None and self.weights_as != "copies":
+            problems.append("--copies needs --weights-as copies")
+        if self.copies is not None and self.copies < 1:
+            problems.append(f"--copies must be at least 1 (got {self.copies})")
+        if self.normalize not in NORMALIZATIONS:
+            problems.append(f"--normalize must be rows or none (got {self.normalize!r})")
+        if not self.data_source:
+            problems.append("--data-source must not be empty")
         piped = [name for name in ("problems", "weights", "references") if getattr(self, name) == STDIO]
         if len(piped) > 1:
             problems.append(f"only one input can come from stdin (-), not {' and '.join(piped)}")
@@ -83,6 +109,10 @@ class ExportConfig:
             "prompt_field": self.prompt_field,
             "answer_field": self.answer_field,
             "split": self.split,
+            "weights_as": self.weights_as,
+            "copies": self.copies,
+            "normalize": self.normalize,
+            "data_source": self.data_source,
         }
 
 
@@ -101,6 +131,11 @@ class ExportResult:
     short_references: int = 0
     """Exported problems with fewer correct references than --refs-per-problem."""
     weight_statistics: dict = field(default_factory=dict)
+    """Statistics of the problems' weights as exported (a problem's rows summed)."""
+    normalizing_factor: float = 1.0
+    """What every row weight was multiplied by (--normalize rows: mean 1 over the train rows)."""
+    adjacent_copies: int = 0
+    """With copies: neighbouring rows of the same problem that could not be separated."""
 
     def as_dict(self) -> dict:
         """The result as a JSON-ready dict (what `paced export --json` prints)."""

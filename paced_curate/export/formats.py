@@ -4,7 +4,7 @@ Each format has an explicit Arrow schema, so the files load the same way in `dat
 or a trainer's own reader. Shards are zstd Parquet written atomically; they hold no
 timestamps or paths, so the same inputs and seed give byte-identical files.
 
-    table = format_table(rows, "verl", data_source="math")
+    table = format_table(rows, "verl", data_source="lighteval/MATH", prompts=prompts)
     splits = split_and_shuffle(rows.column("problem_id").to_pylist(), seed=0, val_fraction=0.1)
     files = write_shards(table.take(splits["train"]), out / "train", rows_per_shard=50_000, metadata=...)
 """
@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from paced_curate.errors import InputError
 from paced_curate.io import PART_NAME, write_parquet
@@ -62,13 +61,19 @@ VERL = pa.schema(
 )
 
 
-def format_table(rows: pa.Table, fmt: str, data_source: str) -> pa.Table:
+def format_table(
+    rows: pa.Table, fmt: str, data_source: str, prompts: list | None = None, with_weight: bool = True
+) -> pa.Table:
     """Lay out joined rows (`schema.EXPORT` layout) in an export format, row for row.
 
     Args:
-        rows: the joined rows, in canonical order.
+        rows: the joined rows, each with its row weight.
         fmt: "native" (the rows as they are), "trl" or "verl".
-        data_source: verl's `data_source` where the rows have no string `source` column.
+        data_source: verl's `data_source` of every row.
+        prompts: per row, the prompt as rolled out: ("chat", messages) or ("text", str) from
+            `rollout.prompt_record.rendered_prompt`; None when the weights record no prompt
+            format (then the problem's own prompt, or its messages, are used as they are).
+        with_weight: False for weighted copies: trl rows get no weight column (every row counts once).
 
     Returns:
         A table with the format's schema and the same number and order of rows.
@@ -76,35 +81,45 @@ def format_table(rows: pa.Table, fmt: str, data_source: str) -> pa.Table:
     if fmt == "native":
         return rows
     if fmt == "trl":
-        return _trl(rows)
+        return _trl(rows, prompts, with_weight)
     if fmt == "verl":
-        return _verl(rows, data_source)
+        return _verl(rows, data_source, prompts)
     raise AssertionError(f"unknown format {fmt!r}")
 
 
-def _chat_prompts(rows: pa.Table) -> pa.Array:
-    if "messages" in rows.column_names:
-        return rows.column("messages").combine_chunks()
-    return pa.array([[{"role": "user", "content": text}] for text in rows.column("prompt").to_pylist()], CHAT)
+def _chat(kind: str, value) -> list[dict]:
+    return value if kind == "chat" else [{"role": "user", "content": value}]
 
 
-def _trl(rows: pa.Table) -> pa.Table:
-    weight = rows.column("weight").combine_chunks()
+def _prompts(rows: pa.Table, prompts: list | None) -> list[tuple[str, str | list[dict]]]:
+    """Each row's prompt as (kind, value); without a record, the problem's messages or raw prompt."""
+    if prompts is not None:
+        return prompts
+    messages = rows.column("messages").to_pylist() if "messages" in rows.column_names else [None] * rows.num_rows
+    texts = rows.column("prompt").to_pylist()
+    return [("chat", chat) if chat else ("text", text) for chat, text in zip(messages, texts)]
+
+
+def _trl(rows: pa.Table, prompts: list | None, with_weight: bool) -> pa.Table:
     problem_id = rows.column("problem_id").combine_chunks()
     references = rows.column("reference").to_pylist()
-    if "messages" in rows.column_names:
+    shown = _prompts(rows, prompts)
+    weight = [rows.column("weight").combine_chunks()] if with_weight else []
+    if any(kind == "chat" for kind, _ in shown):
+        prompt = pa.array([_chat(kind, value) for kind, value in shown], CHAT)
         completion = pa.array([[{"role": "assistant", "content": text}] for text in references], CHAT)
-        return pa.Table.from_arrays([_chat_prompts(rows), completion, weight, problem_id], schema=TRL_CHAT)
-    completion = pa.array(references, pa.string())
-    prompt = rows.column("prompt").combine_chunks()
-    return pa.Table.from_arrays([prompt, completion, weight, problem_id], schema=TRL_TEXT)
+        schema = TRL_CHAT if with_weight else pa.schema([f for f in TRL_CHAT if f.name != "weight"])
+    else:
+        prompt = pa.array([value for _, value in shown], pa.string())
+        completion = pa.array(references, pa.string())
+        schema = TRL_TEXT if with_weight else pa.schema([f for f in TRL_TEXT if f.name != "weight"])
+    return pa.Table.from_arrays([prompt, completion, *weight, problem_id], schema=schema)
 
 
-def _verl(rows: pa.Table, data_source: str) -> pa.Table:
+def _verl(rows: pa.Table, data_source: str, prompts: list | None) -> pa.Table:
     n = rows.num_rows
     sources = pa.array([data_source] * n, pa.string())
-    if "source" in rows.column_names and pa.types.is_string(rows.schema.field("source").type):
-        sources = pc.coalesce(rows.column("source").combine_chunks(), sources)
+    prompt = pa.array([_chat(kind, value) for kind, value in _prompts(rows, prompts)], CHAT)
     reward = pa.StructArray.from_arrays(
         [pa.array(["rule"] * n, pa.string()), rows.column("answer").combine_chunks()], fields=list(REWARD_MODEL)
     )
@@ -118,7 +133,7 @@ def _verl(rows: pa.Table, data_source: str) -> pa.Table:
         fields=list(EXTRA_INFO),
     )
     ability = pa.array(["math"] * n, pa.string())
-    return pa.Table.from_arrays([sources, _chat_prompts(rows), ability, reward, extra], schema=VERL)
+    return pa.Table.from_arrays([sources, prompt, ability, reward, extra], schema=VERL)
 
 
 def split_and_shuffle(problem_ids: list[str], seed: int, val_fraction: float) -> dict[str, np.ndarray]:
@@ -167,3 +182,14 @@ def write_shards(table: pa.Table, directory: Path, rows_per_shard: int, metadata
         digest = write_parquet(part, path, row_group_size=row_group)
         files.append({"file": path.name, "rows": part.num_rows, "sha256": digest})
     return files
+
+
+def write_single(table: pa.Table, path: Path, metadata: dict[bytes, bytes]) -> list[dict]:
+    """Write `table` as one Parquet file (`-o NAME.parquet`), row groups as in `write_shards`.
+
+    Returns:
+        One entry: {"file": name, "rows": count, "sha256": digest}.
+    """
+    table = table.replace_schema_metadata(metadata).combine_chunks()
+    digest = write_parquet(table, path, row_group_size=ROW_GROUP_ROWS)
+    return [{"file": path.name, "rows": table.num_rows, "sha256": digest}]

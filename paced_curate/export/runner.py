@@ -1,9 +1,13 @@
 """`paced export`: join problems, PACED weights and teacher references into weighted training shards.
 
-The output folder holds `part-00000.parquet`, ... (or `train/` and `val/` with those), a
-`manifest.json` (counts, weight statistics, weighting, input hashes, versions, command) and a
-README.md dataset card. It is written in a temporary sibling folder and renamed into place, so
-a crash never leaves half an export.
+`-o data/` writes `data/train/part-00000.parquet`, ... (and `data/val/` with --val-fraction):
+Parquet only, so every reader opens the folder as it is. `-o data.parquet` writes one file.
+The `manifest.json` (counts, weight statistics, weighting, input hashes, versions, command)
+and the README.md dataset card go to the sibling folder `data.paced/` (`export.layout`). Both
+are written under temporary names and renamed into place, so a crash never leaves half an
+export. How the weights reach the rows (per-row shares, normalisation, weighted copies) is in
+`export.weighting`; the prompts are rebuilt as the student's rollout rendered them
+(`rollout.prompt_record`).
 
     paced export problems.jsonl weights.parquet -o data/ --references teacher_graded/ --val-fraction 0.05
 
@@ -18,6 +22,7 @@ import secrets
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 
 from paced_curate import __version__
@@ -32,9 +37,11 @@ from paced_curate.export.card import (  # noqa: F401
     render_export_result,
     weight_summary,
 )
-from paced_curate.export.config import ExportConfig, ExportResult
-from paced_curate.export.formats import ROW_GROUP_ROWS, format_table, split_and_shuffle, write_shards
+from paced_curate.export.config import DEFAULT_DATA_SOURCE, ExportConfig, ExportResult
+from paced_curate.export.formats import ROW_GROUP_ROWS, format_table, split_and_shuffle, write_shards, write_single
 from paced_curate.export.join import JoinOptions, Sources, join_rows
+from paced_curate.export.layout import CARD, export_manifest, extras_dir, is_file_output, split_files
+from paced_curate.export.weighting import adjacent_pairs, copy_counts, normalizing_factor, row_weights, spread_order
 from paced_curate.io import (
     MANIFEST,
     STDIO,
@@ -49,6 +56,8 @@ from paced_curate.io import (
 from paced_curate.partdir import command_line, package_versions, settings_hash
 from paced_curate.problems import FieldMap, read_problems
 from paced_curate.report import say
+from paced_curate.rollout.prompt_record import KEY as PROMPT_KEY
+from paced_curate.rollout.prompt_record import rendered_prompt
 from paced_curate.schema import EXPORT, GRADES, SCHEMA_VERSION, WEIGHTS, conform, read_metadata, stage_metadata
 
 NOT_WEIGHTING = ("inputs", "versions", "command", "created", "updated", "paced_version")
@@ -56,7 +65,7 @@ NOT_WEIGHTING = ("inputs", "versions", "command", "created", "updated", "paced_v
 
 
 def run_export(config: ExportConfig) -> ExportResult:
-    """Join, shuffle, shard and write an export folder (see the module docstring).
+    """Join, weigh, shuffle, shard and write an export (see the module docstring).
 
     Raises:
         InputError: an input is missing or malformed, weights name unknown problems, problems
@@ -70,6 +79,12 @@ def run_export(config: ExportConfig) -> ExportResult:
         say("NOTE: --references has no effect with --format verl (verl rows carry no completion); not reading it")
     elif config.references is None and config.refs_per_problem != 1:
         say("NOTE: --refs-per-problem has no effect without --references")
+    if config.format != "verl" and config.data_source != DEFAULT_DATA_SOURCE:
+        say("NOTE: --data-source has no effect without --format verl")
+    if is_file_output(config.output) and config.rows_per_shard != ExportConfig.__dataclass_fields__["rows_per_shard"].default:
+        say(f"NOTE: --rows-per-shard has no effect with -o {config.output}: it writes one file")
+    if config.weights_as == "copies" and config.normalize != "rows":
+        say("NOTE: --normalize has no effect with --weights-as copies (every row has weight 1)")
     fields = FieldMap(
         id_field=config.id_field, prompt_field=config.prompt_field, answer_field=config.answer_field, split=config.split
     )
@@ -86,55 +101,141 @@ def run_export(config: ExportConfig) -> ExportResult:
             f"{config.weights}: nothing left to export ({reasons or 'no problems'}); check the inputs belong together"
         )
 
-    weighting = _weighting(read_metadata(weights.schema).get("provenance") or {})
-    settings = config.settings()
-    provenance = {"format": config.format, "weighting": weighting, "settings_hash": settings_hash(settings)}
-    metadata = stage_metadata("export", provenance)
-    source_name = "stdin" if config.problems == STDIO else Path(config.problems).stem
-    table = format_table(rows, config.format, data_source=source_name)
+    provenance_in = read_metadata(weights.schema).get("provenance") or {}
+    weighting = _weighting(provenance_in)
+    record = provenance_in.get(PROMPT_KEY)
+    if record is None and config.format != "native":
+        say(
+            "NOTE: the weights record no prompt format (made by an older paced, or from a pipe); "
+            "the rows carry the problems' own prompts, not the rendered ones"
+        )
     problem_ids = rows.column("problem_id").to_pylist()
     order = split_and_shuffle(problem_ids, config.seed, config.val_fraction)
+    plan = _plan_rows(rows, problem_ids, order, config)
+    settings = config.settings()
+    provenance = {"format": config.format, "weighting": weighting, "settings_hash": settings_hash(settings)}
+    if record is not None:
+        provenance[PROMPT_KEY] = record
+    metadata = stage_metadata("export", provenance)
 
     staging = output.parent / f".{output.name}{TEMP_MARK}{secrets.token_hex(4)}"
+    extras = extras_dir(output)
+    extras_staging = output.parent / f".{extras.name}{TEMP_MARK}{secrets.token_hex(4)}"
     try:
-        splits = {}
-        for name, indices in order.items():
-            folder = staging / name if len(order) > 1 else staging
-            files = write_shards(table.take(pa.array(indices, pa.int64())), folder, config.rows_per_shard, metadata)
-            prefix = f"{name}/" if len(order) > 1 else ""
-            splits[name] = {
-                "rows": int(len(indices)),
-                "problems": len({problem_ids[i] for i in indices}),
-                "files": [entry | {"file": prefix + entry["file"]} for entry in files],
-            }
-        # A problem's rows all carry its weight, so any one of them will do.
-        per_problem = rows.group_by("problem_id").aggregate([("weight", "min")]).column("weight_min")
+        splits, columns = _write_splits(rows, plan, record, config, staging, metadata)
         result = ExportResult(
             output=config.output,
             format=config.format,
-            num_rows=rows.num_rows,
+            num_rows=sum(len(indices) for indices, _ in plan.values()),
             num_problems=joined.num_problems,
             splits=splits,
             dropped=joined.dropped,
             short_references=joined.short_references,
-            weight_statistics=weight_summary(per_problem.to_numpy()),
+            weight_statistics=weight_summary(_problem_weights(rows) * plan.factor),
+            normalizing_factor=plan.factor,
+            adjacent_copies=plan.adjacent,
         )
-        manifest = _manifest(config, result, weighting, settings, table.column_names)
-        write_json(manifest, staging / MANIFEST)
-        with atomic_path(staging / "README.md") as tmp:
+        manifest = _manifest(config, result, weighting, settings, columns, record)
+        extras_staging.mkdir(parents=True)
+        write_json(manifest, extras_staging / MANIFEST)
+        with atomic_path(extras_staging / CARD) as tmp:
             tmp.write_text(dataset_card(manifest))
         _publish(staging, output, existing)
+        _publish(extras_staging, extras, "export" if extras.exists() else "none", quiet=True)
     finally:
-        if staging.exists():
-            shutil.rmtree(staging)
+        for temporary in (staging, extras_staging):
+            if temporary.is_dir():
+                shutil.rmtree(temporary)
+            elif temporary.exists():
+                temporary.unlink()
     return result
+
+
+def _write_splits(
+    rows: pa.Table, plan: "_Plan", record: dict | None, config: ExportConfig, staging: Path, metadata: dict
+) -> tuple[dict, list[str]]:
+    """Write each split's rows, in the plan's order and with its weights; returns the splits' entries and the columns."""
+    problem_ids = rows.column("problem_id").to_pylist()
+    splits, columns = {}, []
+    for name, (indices, row_weight) in plan.items():
+        chosen = rows.take(pa.array(indices, pa.int64()))
+        chosen = chosen.set_column(chosen.column_names.index("weight"), "weight", pa.array(row_weight, pa.float64()))
+        table = format_table(
+            chosen, config.format, data_source=config.data_source, prompts=_prompts(chosen, record),
+            with_weight=config.weights_as == "column",
+        )
+        if is_file_output(config.output):
+            files = [entry | {"file": Path(config.output).name} for entry in write_single(table, staging, metadata)]
+        else:
+            files = write_shards(table, staging / name, config.rows_per_shard, metadata)
+            files = [entry | {"file": f"{name}/{entry['file']}"} for entry in files]
+        splits[name] = {"rows": len(indices), "problems": len({problem_ids[i] for i in indices}), "files": files}
+        columns = table.column_names
+    return splits, columns
+
+
+class _Plan(dict):
+    """Per split: (row indices in written order, each row's weight); plus the normalizing factor."""
+
+    factor: float = 1.0
+    adjacent: int = 0
+
+
+def _plan_rows(rows: pa.Table, problem_ids: list[str], order: dict[str, np.ndarray], config: ExportConfig) -> _Plan:
+    """Which rows each split writes, in which order, with which weight (see `export.weighting`)."""
+    plan = _Plan()
+    problem_weight = rows.column("weight").to_numpy()
+    if config.weights_as == "column":
+        shares = row_weights(problem_ids, problem_weight)
+        plan.factor = normalizing_factor(shares[order["train"]], config.normalize)
+        for name, indices in order.items():
+            plan[name] = (indices, shares[indices] * plan.factor)
+        return plan
+    for name, indices in order.items():
+        # One entry per problem of the split, in the shuffled order; its rows are its references.
+        rows_of: dict[str, list[int]] = {}
+        for index in sorted(indices):
+            rows_of.setdefault(problem_ids[index], []).append(int(index))
+        names = list(dict.fromkeys(problem_ids[i] for i in indices))
+        weight_of = np.array([problem_weight[rows_of[pid][0]] for pid in names])
+        total = config.copies if (config.copies is not None and name == "train") else len(names)
+        if not weight_of.sum() > 0:
+            counts = np.ones(len(names), dtype=np.int64)  # all weights 0 (--keep-zero): one copy each
+        else:
+            counts = copy_counts(weight_of, total, config.seed)
+        picked, labels = [], []
+        for label, (pid, count) in enumerate(zip(names, counts)):
+            refs = rows_of[pid]
+            picked += [refs[k % len(refs)] for k in range(int(count))]
+            labels += [label] * int(count)
+        arrangement = spread_order(np.array(labels, dtype=np.int64), config.seed)
+        placed = np.array(picked, dtype=np.int64)[arrangement]
+        plan.adjacent += adjacent_pairs(np.array(labels)[arrangement])
+        plan[name] = (placed, np.ones(len(placed)))
+    return plan
+
+
+def _problem_weights(rows: pa.Table) -> np.ndarray:
+    """One weight per exported problem, as `paced weight` gave it (every row of the join carries it)."""
+    return rows.group_by("problem_id").aggregate([("weight", "min")]).column("weight_min").to_numpy()
+
+
+def _prompts(rows: pa.Table, record: dict | None) -> list | None:
+    """Each row's prompt as rolled out, from the weights' prompt record (None without one)."""
+    if record is None:
+        return None
+    messages = rows.column("messages").to_pylist() if "messages" in rows.column_names else [None] * rows.num_rows
+    return [rendered_prompt(record, text, chat) for text, chat in zip(rows.column("prompt").to_pylist(), messages)]
 
 
 def _check_output(output: Path, config: ExportConfig) -> str:
     """What is at the output path now: "none", "export" (replaced) or "other" (needs --overwrite)."""
     shown = config.output
-    if output.exists() and not output.is_dir():
-        raise InputError(f"{shown}: exists and is a file; the export is written to a folder")
+    single = is_file_output(config.output)
+    if output.exists() and not single and not output.is_dir():
+        raise InputError(f"{shown}: exists and is a file; the export is written to a folder (or pass -o NAME.parquet)")
+    if single and output.is_dir():
+        raise InputError(f"{shown}: exists and is a folder; -o NAME.parquet writes one file")
     inputs = [Path(p) for p in (config.problems, config.weights, config.references) if p not in (None, STDIO)]
     for inside in [Path.cwd(), *inputs]:
         # The export replaces the whole folder: never one that holds the work or its inputs.
@@ -142,13 +243,13 @@ def _check_output(output: Path, config: ExportConfig) -> str:
             raise InputError(
                 f"{shown}: contains {inside}, which replacing it would delete; write the export to a folder of its own"
             )
-    if not output.exists() or not any(output.iterdir()):
+    if not output.exists() or (output.is_dir() and not any(output.iterdir())):
         return "none"
-    manifest = read_manifest(output)
+    manifest = export_manifest(output) or (read_manifest(output) if output.is_dir() else None)
     if manifest is not None and manifest.get("stage") == "export":
         return "export"
     if not config.overwrite:
-        first = sorted(p.name for p in output.iterdir())[0]
+        first = output.name if single else sorted(p.name for p in output.iterdir())[0]
         what = f"a paced '{manifest.get('stage')}' output" if manifest else f"it holds {first!r}"
         raise InputError(
             f"{shown}: exists and is not a paced export ({what}); choose another -o or pass --overwrite to replace it"
@@ -156,16 +257,17 @@ def _check_output(output: Path, config: ExportConfig) -> str:
     return "other"
 
 
-def _publish(staging: Path, output: Path, existing: str) -> None:
-    """Move the finished export into place, replacing what was there."""
-    if existing != "none":
-        say(f"replacing the {'earlier export' if existing == 'export' else 'contents'} in {output}")
+def _publish(staging: Path, output: Path, existing: str, quiet: bool = False) -> None:
+    """Move the finished export (a folder or one file) into place, replacing what was there."""
+    if existing != "none" and output.exists():
+        if not quiet:
+            say(f"replacing the {'earlier export' if existing == 'export' else 'contents'} in {output}")
         retired = output.parent / f".{output.name}{TEMP_MARK}old-{secrets.token_hex(4)}"
         output.rename(retired)
         staging.rename(output)
-        shutil.rmtree(retired)
+        shutil.rmtree(retired) if retired.is_dir() else retired.unlink()
     else:
-        if output.exists():
+        if output.is_dir():
             output.rmdir()
         staging.rename(output)
 
@@ -183,7 +285,9 @@ def _weighting(provenance: dict) -> dict:
     return weighting
 
 
-def _manifest(config: ExportConfig, result: ExportResult, weighting: dict, settings: dict, columns: list[str]) -> dict:
+def _manifest(
+    config: ExportConfig, result: ExportResult, weighting: dict, settings: dict, columns: list[str], record: dict | None
+) -> dict:
     inputs = {}
     for name in ("problems", "weights", "references"):
         path = getattr(config, name)
@@ -206,6 +310,13 @@ def _manifest(config: ExportConfig, result: ExportResult, weighting: dict, setti
         "short_references": result.short_references,
         "weight_statistics": result.weight_statistics,
         "weighting": weighting,
+        "weights_as": config.weights_as,
+        "normalize": config.normalize,
+        "normalizing_factor": result.normalizing_factor,
+        "copies": {split: entry["rows"] for split, entry in result.splits.items()} if config.weights_as == "copies" else None,
+        "adjacent_copies": result.adjacent_copies,
+        "data_source": config.data_source if config.format == "verl" else None,
+        "prompt_format": record,
         "settings": settings,
         "settings_hash": settings_hash(settings),
         "inputs": inputs,
@@ -215,9 +326,11 @@ def _manifest(config: ExportConfig, result: ExportResult, weighting: dict, setti
 
 
 def _export_manifest(directory: Path) -> dict:
-    manifest = read_manifest(directory)
+    manifest = export_manifest(directory)
     if manifest is None or manifest.get("stage") != "export":
-        raise InputError(f"{directory}: is not a paced export (no export manifest.json); make one with 'paced export'")
+        raise InputError(
+            f"{directory}: is not a paced export (no export manifest.json in {extras_dir(directory)}); make one with 'paced export'"
+        )
     return manifest
 
 
@@ -225,11 +338,11 @@ def read_export(directory: str | Path, split: str = "train") -> pa.Table:
     """Read one split of a native export, validated against `schema.EXPORT`.
 
     Args:
-        directory: an export folder written by `paced export --format native`.
+        directory: an export written by `paced export --format native` (a folder, or NAME.parquet).
         split: "train", or "val" when the export has a val split.
 
     Raises:
-        InputError: the folder is not a native paced export or has no such split.
+        InputError: the path is not a native paced export or has no such split.
         SchemaError: a shard does not match `schema.EXPORT`.
     """
     directory = Path(directory)
@@ -239,6 +352,10 @@ def read_export(directory: str | Path, split: str = "train") -> pa.Table:
     splits = manifest.get("splits", {})
     if split not in splits:
         raise InputError(f"{directory}: has no '{split}' split (it has {', '.join(splits)})")
-    files = [directory / entry["file"] for entry in splits[split]["files"]]
-    tables = [conform(read_parquet(path), EXPORT, str(path)) for path in files]
+    tables = [conform(read_parquet(path), EXPORT, str(path)) for path in split_files(directory, manifest, split)]
     return pa.concat_tables(tables)
+
+
+def export_summary(directory: str | Path) -> dict | None:
+    """The manifest of an export, or None: for `paced distill` to say what the export left out."""
+    return export_manifest(directory)

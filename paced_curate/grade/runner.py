@@ -33,6 +33,8 @@ from paced_curate.io import STDIO, claim_stdout, input_digest, write_table
 from paced_curate.partdir import PartDirectory, package_versions
 from paced_curate.report import StageProgress, say
 from paced_curate.samples import SampleFields, read_generations
+from paced_curate.rollout.prompt_record import KEY as PROMPT_KEY
+from paced_curate.rollout.prompt_record import inherited_prompt_record, schema_record
 from paced_curate.schema import GRADES, ROLLOUT_FIELDS, ROLLOUTS, conform, stage_metadata
 
 TRUNCATED_POLICIES = ("wrong", "exclude")
@@ -347,10 +349,14 @@ def _grade_into_output(config: GradeConfig, specs: tuple[GraderSpec, ...], pool:
     inputs = {"rollouts": {"path": config.rollouts, "sha256": input_digest(config.rollouts)}}
     if config.problems is not None:
         inputs["problems"] = {"path": config.problems, "sha256": input_digest(config.problems)}
+    # Carried on to weight and export, which rebuild the student's prompts from it (#14).
+    record = schema_record(table.schema) or (None if config.rollouts == STDIO else inherited_prompt_record(config.rollouts))
     out = None
     resumed = 0
     if config.output != STDIO:
         out = PartDirectory.open(config.output, spec=GRADES, settings=settings, inputs=inputs, overwrite=config.overwrite)
+        if record is not None:
+            out.provenance[PROMPT_KEY] = record
         done = out.read_done(["problem_id", "sample_index"])
         if done is not None:
             _check_prefix(done, table, config.output)
@@ -374,6 +380,8 @@ def _grade_into_output(config: GradeConfig, specs: tuple[GraderSpec, ...], pool:
     tasks = len(grader.cache)
     if out is None:
         provenance = {"settings": settings, "inputs": inputs, "versions": package_versions()}
+        if record is not None:
+            provenance[PROMPT_KEY] = record
         write_table(graded, STDIO, GRADES, provenance)
         summary = grade_summary(graded)
     else:

@@ -24,6 +24,8 @@ from paced_curate.partdir import PartDirectory
 from paced_curate.problems import read_problems
 from paced_curate.report import StageProgress, say
 from paced_curate.rollout.config import RolloutConfig, check_model
+from paced_curate.rollout.prompt_record import KEY as PROMPT_KEY
+from paced_curate.rollout.prompt_record import prompt_record
 from paced_curate.rollout.prompts import render
 from paced_curate.rollout.requests import FINISH_ERROR, FINISH_LENGTH, Request, Sample, Sampling, problem_seed
 from paced_curate.schema import GRADES, ROLLOUTS, build_table, stage_metadata
@@ -88,6 +90,8 @@ def run_rollout(config: RolloutConfig) -> RolloutResult:
         engine = get_engine(config)
         if config.engine == "vllm":
             engine.max_in_flight = config.max_in_flight
+        # The export rebuilds the prompts from this record, so trainers see what the student saw (#14).
+        sink.provenance[PROMPT_KEY] = prompt_record(config.prompt_format, engine.tokenizer)
         seconds = _generate(config, engine, problems, todo, writer)
     writer.flush(final=True)
     result = RolloutResult(
@@ -220,6 +224,7 @@ class _DirectorySink:
         )
         extra = {"engine_options": {name: getattr(config, name) for name in options}}
         self.out = PartDirectory.open(directory, spec=ROLLOUTS, settings=config.settings(), inputs=inputs, overwrite=config.overwrite, extra=extra)
+        self.provenance = self.out.provenance  # written into every part's metadata
 
     def done_ids(self) -> set[str]:
         done = self.out.read_done(["problem_id"])
