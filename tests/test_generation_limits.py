@@ -161,3 +161,13 @@ def test_an_example_twice_in_one_rkl_batch_gets_two_samples(tmp_path, models, mo
         by_prompt.setdefault(prompt, []).append(seed)
     assert sorted(len(s) for s in by_prompt.values()) == [2, 2]
     assert all(len(set(seeds)) == 2 for seeds in by_prompt.values()), "the two copies must draw with different seeds"
+
+
+def test_max_length_past_the_position_table_is_refused(tmp_path, gpt2):
+    problems = gpt2_problems(tmp_path / "problems.jsonl")
+    data = _export_of(tmp_path, [json.loads(line) for line in problems.read_text().splitlines()])
+    with pytest.raises(ConfigError, match=r"--max-length 100 is past the student's position limit \(64 positions\)"):
+        run_distill(DistillConfig(
+            shards=str(data), student=str(gpt2), teacher=str(gpt2), output=str(tmp_path / "run"), loss="rkl", max_steps=1,
+            batch_size=2, max_length=100, template=SHORT.template, chat_template="off",
+        ))

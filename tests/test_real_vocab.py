@@ -20,7 +20,7 @@ import torch
 from paced_curate.io import read_table
 from paced_curate.rollout import RolloutConfig, rollout_table, run_rollout
 from paced_curate.rollout.prompts import PromptFormat, render
-from paced_curate.schema import ROLLOUTS, read_metadata
+from paced_curate.schema import GRADES, ROLLOUTS, read_metadata
 from paced_curate.toy.qwen_vocab import QWEN_VOCAB_SIZE, SPECIAL_IDS, SYSTEM_PROMPT, addition_problems
 from tests.conftest import write_jsonl
 from tests.test_distill_data import make_export, one_torch_thread  # noqa: F401 (fixture)
@@ -215,3 +215,32 @@ def test_distill_fkl_then_rkl_with_eval_at_real_vocab(qwen, tmp_path):
     assert train[0]["tokens"] == reference_tokens and 2 <= train[1]["tokens"] <= 8
     assert all(torch.isfinite(torch.tensor(r["loss"])) and r["loss"] > 0 for r in train)
     assert [e["samples"] for e in result.evaluations] == [4, 4]
+
+
+def test_rollout_grade_weight_export_every_format_at_real_vocab(qwen, problems, tmp_path, cli):
+    """The teacher's chat rollouts become references in every export format, and distill reads them back token for token."""
+    import pyarrow.parquet as pq
+
+    from paced_curate.distill.data import load_examples, read_train_split
+
+    chat = ["--template", "{prompt}", "--system-prompt", SYSTEM_PROMPT, "--chat-template", "on"]
+    done = cli("rollout", problems, "--model", qwen["teacher"], "--engine", "hf", "-k", "4", "--max-tokens", "16", "-o", tmp_path / "r", *chat)
+    assert done.exit_code == 0, done.output
+    assert cli("grade", tmp_path / "r", "-o", tmp_path / "g", "--workers", "1").exit_code == 0
+    assert cli("weight", tmp_path / "g", "-o", tmp_path / "w.parquet", "--estimator", "bayes").exit_code == 0
+    graded = read_table(str(tmp_path / "g"), GRADES).to_pylist()
+    correct = {r["completion"] for r in graded if r["verdict"] == "correct"}
+    assert correct, "the trained teacher gets some additions right"
+    for fmt in ("native", "trl", "verl"):
+        out = tmp_path / f"export-{fmt}"
+        done = cli("export", problems, tmp_path / "w.parquet", "--references", tmp_path / "g", "--format", fmt, "--val-fraction", "0", "-o", out)
+        assert done.exit_code == 0, (fmt, done.output)
+        rows = [row for part in sorted(out.rglob("*.parquet")) for row in pq.read_table(part).to_pylist()]
+        assert rows, fmt
+        if fmt == "trl":
+            completions = [r["completion"] if isinstance(r["completion"], str) else r["completion"][0]["content"] for r in rows]
+            assert set(completions) <= correct
+    tokenizer = qwen["tokenizer"]
+    data = tmp_path / "export-native"
+    examples, _ = load_examples(read_train_split(str(data), need_reference=True), str(data), tokenizer, CHAT, use_weights=True, max_length=512)
+    assert examples and all(tokenizer.decode(e.response_ids[:-1]) in correct and e.response_ids[-1] == IM_END for e in examples)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import math
 import time
 from fractions import Fraction
@@ -37,7 +38,7 @@ from paced_curate.distill.models import OutputLayers, eos_ids, load_pair, load_t
 from paced_curate.distill.rundir import METRICS, MetricsLog, check_resume, prepare_run_dir, write_run_file
 from paced_curate.errors import ConfigError, PacedError
 from paced_curate.report import console, key_value_table, say, show
-from paced_curate.rollout.generation import folder_max_positions
+from paced_curate.rollout.generation import folder_max_positions, max_positions
 from paced_curate.rollout.requests import problem_seed
 
 
@@ -124,7 +125,7 @@ def run_distill(config: DistillConfig) -> DistillResult:
     device = _device(config.device)
     table = read_train_split(config.shards, need_reference="fkl" in stages)
     tokenizer = load_tokenizers(config.student, config.teacher)
-    max_length = config.max_length or folder_max_positions("--student", config.student)
+    max_length = _max_length(config)
     examples, report = load_examples(
         table, config.shards, tokenizer, config.prompt_format, use_weights=config.weights == "on", max_length=max_length
     )
@@ -307,6 +308,16 @@ def render_distill_result(result: DistillResult) -> None:
 
 def _lr_factor(step: int, *, lr: float, min_lr: float, warmup: int, total: int) -> float:
     return lr_at(step, lr=lr, min_lr=min_lr, warmup=warmup, total=total) / lr
+
+
+def _max_length(config: DistillConfig) -> int:
+    """--max-length, else the student's position limit (from whichever config key it uses); never past that limit."""
+    if config.max_length is None:
+        return folder_max_positions("--student", config.student)
+    limit = max_positions(json.loads((Path(config.student) / "config.json").read_text()))
+    if limit is not None and config.max_length > limit:
+        raise ConfigError(f"--max-length {config.max_length} is past the student's position limit ({limit} positions)")
+    return config.max_length
 
 
 def _rkl_seed_key(step: int, row: int, copies: dict[int, int]) -> str:

@@ -137,7 +137,7 @@ class HfEngine:
             attention[row, width - len(ids) :] = 1
         config = GenerationConfig(
             do_sample=False, max_new_tokens=budget, eos_token_id=self.eos_ids, pad_token_id=self.pad_id,
-            repetition_penalty=sampling.repetition_penalty, min_new_tokens=sampling.min_tokens or None,
+            repetition_penalty=sampling.repetition_penalty, min_new_tokens=min(sampling.min_tokens, budget) or None,
         )
         sampler = SeededSampler([request.seed + index for request, index in rows], sampling.temperature, sampling.top_p, sampling.top_k)
         with torch.inference_mode(), own_generation_config(self.model, self.eos_ids, self.pad_id):

@@ -99,14 +99,15 @@ class VllmEngine:
                     message = f"prompt has {len(request.prompt_ids)} tokens; the model takes at most {self.max_model_len}"
                     yield request, error_samples(request, sampling.num_samples, message)
                     continue
+                budget = min(sampling.max_tokens, self.max_model_len - len(request.prompt_ids))
                 params = SamplingParams(
                     n=sampling.num_samples,
                     temperature=sampling.temperature,
                     top_p=sampling.top_p,
                     top_k=sampling.top_k,
                     repetition_penalty=sampling.repetition_penalty,
-                    min_tokens=sampling.min_tokens,
-                    max_tokens=min(sampling.max_tokens, self.max_model_len - len(request.prompt_ids)),
+                    min_tokens=min(sampling.min_tokens, budget),
+                    max_tokens=budget,
                     seed=request.seed,
                     output_kind=RequestOutputKind.FINAL_ONLY,
                 )
