@@ -9,8 +9,13 @@ and the medians are compared. The hf engine is timed too, against bare transform
 
     .venv/bin/python bench/rollout_overhead.py            # full: 512 problems x 8 samples x 64 tokens
     .venv/bin/python bench/rollout_overhead.py --quick    # 64 problems, one repeat
+    .venv/bin/python bench/rollout_overhead.py --real-vocab   # the Qwen2.5 tokenizer, vocab 151,936, chat prompts
 
-Prints a table, then one JSON line, and writes bench/results/rollout_overhead.json.
+Prints a table, then one JSON line, and writes bench/results/rollout_overhead.json
+(rollout_overhead_qwen.json with --real-vocab). With --real-vocab the model is
+`paced_curate.toy.qwen_vocab`'s briefly trained 2-layer Qwen2 (vocabulary 151,936, so the
+output layer dominates each step as in real models), prompted with the ChatML template and a
+system prompt; its answers stop at `<|im_end|>` or `<|endoftext|>` after about ten tokens.
 """
 
 from __future__ import annotations
@@ -37,8 +42,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--hf-problems", type=int, default=64, help="problems for the (slower) hf engine comparison")
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--output", default=str(ROOT / "bench" / "results" / "rollout_overhead.json"))
+    parser.add_argument("--real-vocab", action="store_true", help="the Qwen2.5 tokenizer and a vocab-151,936 model, chat prompts")
+    parser.add_argument("--output", default=None, help="default bench/results/rollout_overhead[_qwen].json")
     args = parser.parse_args()
+    args.output = args.output or str(ROOT / "bench" / "results" / ("rollout_overhead_qwen.json" if args.real_vocab else "rollout_overhead.json"))
     if args.quick:
         args.problems, args.repeats, args.hf_problems = 64, 1, 16
 
@@ -51,10 +58,19 @@ def main() -> None:
     from paced_curate.toy.world import make_problems
 
     work = Path(tempfile.mkdtemp(prefix="paced-bench-rollout-"))
-    model = build_tiny_model(work / "model", TinyModelSpec(hidden_size=128, num_layers=4, num_heads=2, intermediate_size=512))
     problems_file = work / "problems.jsonl"
-    problems_file.write_text("".join(json.dumps(p.row()) + "\n" for p in make_problems(0, args.problems, (2, 8))))
-    fmt = PromptFormat(template="{prompt}\n", chat_template="off")
+    if args.real_vocab:
+        from paced_curate.toy.qwen_vocab import SYSTEM_PROMPT, addition_problems, trained_qwen_model
+
+        model = trained_qwen_model()
+        problems_file.write_text("".join(json.dumps(row) + "\n" for row in addition_problems(seed=0, count=args.problems)))
+        fmt = PromptFormat(template="{prompt}", system_prompt=SYSTEM_PROMPT, chat_template="on")
+        model_note = "qwen_vocab: briefly trained 2-layer Qwen2, width 64, vocab 151,936, Qwen2.5 tokenizer, ChatML prompts with a system prompt"
+    else:
+        model = build_tiny_model(work / "model", TinyModelSpec(hidden_size=128, num_layers=4, num_heads=2, intermediate_size=512))
+        problems_file.write_text("".join(json.dumps(p.row()) + "\n" for p in make_problems(0, args.problems, (2, 8))))
+        fmt = PromptFormat(template="{prompt}\n", chat_template="off")
+        model_note = "random tiny Qwen2 (hidden 128, 4 layers, 2 heads), character tokenizer"
 
     def config(output: Path, engine: str = "vllm", source: Path = problems_file) -> RolloutConfig:
         return RolloutConfig(
@@ -101,7 +117,7 @@ def main() -> None:
 
     paced_tps, bare_tps = statistics.median(runs["paced_vllm"]), statistics.median(runs["bare_vllm"])
     result = {
-        "benchmark": "rollout_overhead",
+        "benchmark": "rollout_overhead_qwen" if args.real_vocab else "rollout_overhead",
         "ratio_paced_vs_bare_vllm": paced_tps / bare_tps,
         "target_ratio": 0.95,
         "passed": paced_tps / bare_tps >= 0.95,
@@ -114,7 +130,7 @@ def main() -> None:
         "ratio_hf_engine_vs_paced_vllm": (hf_tokens / hf_seconds) / (vllm_small_tokens / vllm_small_seconds),
         "setup": {
             "problems": args.problems, "samples": args.samples, "max_tokens": args.max_tokens, "repeats": args.repeats,
-            "hf_problems": args.hf_problems, "model": "random tiny Qwen2 (hidden 128, 4 layers, 2 heads), character tokenizer",
+            "hf_problems": args.hf_problems, "model": model_note,
             "note": "one shared vLLM engine for both sides; paced timing includes reading the problem file, rendering prompts and writing Parquet parts",
         },
         "command": " ".join(sys.argv),

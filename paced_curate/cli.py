@@ -122,6 +122,11 @@ def rollout_command(
     concurrency: Annotated[int, typer.Option(help="openai: requests in flight.")] = 32,
     request_timeout: Annotated[float, typer.Option("--request-timeout", help="openai: seconds per request attempt.")] = 600.0,
     max_retries: Annotated[int, typer.Option("--max-retries", help="openai: retries on 5xx, 429, timeouts.")] = 5,
+    generation_config: Annotated[str, typer.Option(
+        "--generation-config",
+        help="ignore: sample with these flags only; model: take temperature, top_p, top_k, repetition_penalty and "
+        "min_new_tokens from the checkpoint's generation_config.json (recorded in provenance).",
+    )] = "ignore",
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as one JSON document on stdout.")] = False,
 ) -> None:
     """Generate K student samples per problem (vLLM by default), resumable after a crash.
@@ -143,6 +148,7 @@ def rollout_command(
         overwrite=overwrite, tensor_parallel_size=tensor_parallel_size, gpu_memory_utilization=gpu_memory_utilization,
         max_model_len=max_model_len, dtype=dtype, batch_size=batch_size, max_in_flight=max_in_flight, base_url=base_url, api_key=api_key,
         tokenizer=tokenizer, concurrency=concurrency, request_timeout=request_timeout, max_retries=max_retries,
+        generation_config=generation_config,
     )
     result = run_rollout(config)
     render_result("rollout", result.to_dict())
@@ -325,7 +331,7 @@ def distill_command(
     teacher: Annotated[str, typer.Option("--teacher", help="Local folder of the teacher model (same tokenizer vocabulary).")],
     output: Annotated[str, typer.Option("--output", "-o", help="Run directory: metrics.jsonl, checkpoints/, final/.")],
     loss: Annotated[str, typer.Option(help="fkl (on the references), rkl (on student samples) or fkl-then-rkl.")] = "fkl",
-    switch_at: Annotated[float, typer.Option("--switch-at", help="fkl-then-rkl: fraction of the steps trained with fkl.")] = 0.5,
+    switch_at: Annotated[float, typer.Option("--switch-at", help="fkl-then-rkl: fraction of the steps trained with fkl (floor; at least one step of each stage).")] = 0.5,
     weights: Annotated[str, typer.Option(help="on: scale each problem's loss by its PACED weight; off: unweighted baseline.")] = "on",
     max_steps: Annotated[Optional[int], typer.Option("--max-steps", help="Optimizer steps (or give --epochs; default 1 epoch).")] = None,
     epochs: Annotated[Optional[float], typer.Option(help="Passes over the examples (may be fractional).")] = None,
@@ -341,7 +347,11 @@ def distill_command(
     chunk_size: Annotated[int, typer.Option("--chunk-size", help="Response positions whose logits are computed at a time.")] = 1024,
     gradient_checkpointing: Annotated[bool, typer.Option("--gradient-checkpointing", help="Recompute the student's activations in backward.")] = False,
     rkl_max_tokens: Annotated[int, typer.Option("--rkl-max-tokens", help="rkl: most tokens sampled per prompt.")] = 512,
-    rkl_temperature: Annotated[float, typer.Option("--rkl-temperature", help="rkl: sampling temperature.")] = 1.0,
+    rkl_temperature: Annotated[float, typer.Option(
+        "--rkl-temperature",
+        help="rkl: sampling temperature. Only 1 is on-policy: the KL is against the student's temperature-1 distribution, "
+        "so other values train on samples from a sharper (<1) or flatter (>1) distribution than the one the KL uses.",
+    )] = 1.0,
     template: Annotated[str, typer.Option(help="Prompt template; {prompt} is replaced by the problem (as for rollout).")] = DEFAULT_TEMPLATE,
     system_prompt: Annotated[Optional[str], typer.Option("--system-prompt", help="Optional system prompt (as for rollout).")] = None,
     chat_template: Annotated[str, typer.Option("--chat-template", help="auto, on or off: apply the tokenizer's chat template.")] = "auto",

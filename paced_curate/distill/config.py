@@ -38,7 +38,7 @@ class DistillConfig:
     loss: str = "fkl"
     """fkl (KL(teacher||student) on the references), rkl (KL(student||teacher) on student samples) or fkl-then-rkl."""
     switch_at: float = 0.5
-    """fkl-then-rkl: fraction of the steps trained with fkl before switching to rkl."""
+    """fkl-then-rkl: fraction of the steps trained with fkl: floor(switch_at * steps), at least 1 and at most steps - 1."""
     weights: str = "on"
     """on: scale each problem's loss by its PACED weight; off: weight 1 for all (the unweighted baseline)."""
     max_steps: int | None = None
@@ -62,7 +62,7 @@ class DistillConfig:
     seed: int = 0
     """Seed of the data order, rkl sampling and the evaluation samples."""
     max_length: int | None = None
-    """Longest prompt + response in tokens (default the student's max_position_embeddings)."""
+    """Longest prompt + response in tokens (default the student's position limit: max_position_embeddings, n_positions, ...)."""
     chunk_size: int = 1024
     """Response positions whose logits are computed at a time; bounds the [chunk, vocab] memory."""
     gradient_checkpointing: bool = False
@@ -70,7 +70,9 @@ class DistillConfig:
     rkl_max_tokens: int = 512
     """rkl: most tokens the student samples per prompt."""
     rkl_temperature: float = 1.0
-    """rkl: sampling temperature of the student's responses."""
+    """rkl: sampling temperature of the student's responses. Only 1 is on-policy: the KL is always taken against the
+    student's temperature-1 distribution, so other values train on samples from a different distribution (below 1
+    sharper, above 1 flatter) and the loss is no longer the reverse KL's on-policy estimate."""
     template: str = DEFAULT_TEMPLATE
     """Prompt template; `{prompt}` is replaced by the problem (use the one the rollouts used)."""
     system_prompt: str | None = None

@@ -23,6 +23,7 @@ from paced_curate.distill.data import Batch, check_same_vocab
 from paced_curate.distill.losses import chunked_kl
 from paced_curate.errors import ConfigError
 from paced_curate.rollout.config import check_model_folder as check_folder
+from paced_curate.rollout.generation import budget_groups, own_generation_config
 
 CAUSAL_LM_SUFFIXES = ("ForCausalLM", "LMHeadModel")
 
@@ -165,7 +166,8 @@ def sample_responses(
 
     Each row draws from its own seeded generator (`rollout.hf_engine.SeededSampler`), so a
     row's sample depends on its seed, not on the rest of the batch, and a resumed run samples
-    exactly what the uninterrupted run did.
+    exactly what the uninterrupted run did. Only `temperature` shapes the distribution: the
+    checkpoint's generation config is not applied. No row runs past its own budget.
 
     Args:
         student: the model being trained (put in eval mode while sampling, then back).
@@ -179,6 +181,24 @@ def sample_responses(
     Returns:
         Token ids per row, up to and including the first eos, at most the row's budget.
     """
+    responses: list[list[int] | None] = [None] * len(prompts)
+    was_training = student.training
+    student.eval()
+    try:
+        # Rows cut by the position limit are generated only with rows of the same budget (rollout.generation.budget_groups).
+        for group in budget_groups(budgets):
+            sampled = _sample_group(
+                student, [prompts[i] for i in group], [seeds[i] for i in group], budgets[group[0]],
+                temperature=temperature, eos=eos, pad_id=pad_id,
+            )
+            for row, tokens in zip(group, sampled):
+                responses[row] = tokens
+    finally:
+        student.train(was_training)
+    return responses
+
+
+def _sample_group(student, prompts, seeds, budget: int, *, temperature: float, eos: list[int], pad_id: int) -> list[list[int]]:
     from transformers import GenerationConfig, LogitsProcessorList
 
     from paced_curate.rollout.hf_engine import SeededSampler
@@ -190,21 +210,17 @@ def sample_responses(
     for row, ids in enumerate(prompts):
         input_ids[row, width - len(ids) :] = torch.tensor(ids)
         attention[row, width - len(ids) :] = 1
-    config = GenerationConfig(do_sample=False, max_new_tokens=max(budgets), eos_token_id=eos, pad_token_id=pad_id, use_cache=True)
+    config = GenerationConfig(do_sample=False, max_new_tokens=budget, eos_token_id=eos, pad_token_id=pad_id, use_cache=True)
     sampler = SeededSampler(seeds, temperature, top_p=1.0)
-    was_training = student.training
-    student.eval()
-    try:
-        with torch.no_grad():
-            out = student.generate(
-                input_ids=input_ids.to(device), attention_mask=attention.to(device), generation_config=config,
-                logits_processor=LogitsProcessorList([sampler]),
-            )
-    finally:
-        student.train(was_training)
+    # The checkpoint's generation_config.json (repetition penalty, top-k, ...) must not reshape the samples:
+    # rkl's KL is taken against the plain softmax at `temperature`.
+    with torch.no_grad(), own_generation_config(student, eos, pad_id):
+        out = student.generate(
+            input_ids=input_ids.to(device), attention_mask=attention.to(device), generation_config=config,
+            logits_processor=LogitsProcessorList([sampler]),
+        )
     responses = []
-    for row, tokens in enumerate(out[:, width:].tolist()):
-        tokens = tokens[: budgets[row]]
+    for tokens in out[:, width:].tolist():
         stop = next((i for i, token in enumerate(tokens) if token in eos), None)
         responses.append(tokens if stop is None else tokens[: stop + 1])
     return responses

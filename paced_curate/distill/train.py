@@ -24,6 +24,7 @@ import functools
 import json
 import math
 import time
+from fractions import Fraction
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -37,6 +38,7 @@ from paced_curate.distill.models import OutputLayers, eos_ids, load_pair, load_t
 from paced_curate.distill.rundir import METRICS, MetricsLog, check_resume, prepare_run_dir, write_run_file
 from paced_curate.errors import ConfigError, PacedError
 from paced_curate.report import console, key_value_table, say, show
+from paced_curate.rollout.generation import folder_max_positions, max_positions
 from paced_curate.rollout.requests import problem_seed
 
 
@@ -88,10 +90,21 @@ def num_steps(config: DistillConfig, num_examples: int) -> int:
 
 
 def switch_step(config: DistillConfig, total: int) -> int:
-    """Steps s < switch_step train with the first stage (fkl for fkl-then-rkl)."""
+    """Steps s < switch_step train with the first stage (fkl for fkl-then-rkl).
+
+    fkl-then-rkl trains floor(switch_at * total) fkl steps (switch_at read as the decimal it was
+    written as, so 0.29 * 100 is 29, not 28), then at least one step of each stage: the result is
+    clamped to [1, total - 1].
+
+    Raises:
+        ConfigError: fkl-then-rkl over a single step (it cannot hold both stages).
+    """
     if config.loss != "fkl-then-rkl":
         return total
-    return round(config.switch_at * total)
+    if total < 2:
+        raise ConfigError(f"--loss fkl-then-rkl needs at least 2 steps (one of each stage), but this run has {total}")
+    fkl_steps = math.floor(Fraction(repr(config.switch_at)) * total)
+    return min(max(fkl_steps, 1), total - 1)
 
 
 def run_distill(config: DistillConfig) -> DistillResult:
@@ -114,7 +127,7 @@ def run_distill(config: DistillConfig) -> DistillResult:
     if config.weights == "off" and (note := unweighted_note(config.shards)):
         say(note)  # #14: --weights off on a filtered export is not the unweighted baseline
     tokenizer = load_tokenizers(config.student, config.teacher)
-    max_length = config.max_length or _max_positions(config.student)
+    max_length = _max_length(config)
     examples, report = load_examples(
         table, config.shards, tokenizer, config.prompt_format, use_weights=config.weights == "on", max_length=max_length
     )
@@ -203,11 +216,12 @@ def run_distill(config: DistillConfig) -> DistillResult:
             loss_sum = torch.zeros((), device=device)
             kl_sum = torch.zeros((), device=device)
             tokens = input_tokens = 0
+            copies: dict[int, int] = {}  # an example twice in one batch (batches span epochs) gets two samples
             for chunk in micro_batches(batch_examples, micro):
                 if stage == "fkl":
                     responses = [e.response_ids for e in chunk]
                 else:
-                    seeds = [problem_seed(config.seed, f"rkl:step{step}:row{e.row}") for e in chunk]
+                    seeds = [problem_seed(config.seed, _rkl_seed_key(step, e.row, copies)) for e in chunk]
                     budgets = [min(config.rkl_max_tokens, max_length - len(e.prompt_ids)) for e in chunk]
                     with autocast():
                         responses = sample_responses(
@@ -298,9 +312,21 @@ def _lr_factor(step: int, *, lr: float, min_lr: float, warmup: int, total: int) 
     return lr_at(step, lr=lr, min_lr=min_lr, warmup=warmup, total=total) / lr
 
 
-def _max_positions(model: str) -> int:
-    config = json.loads((Path(model) / "config.json").read_text())
-    return int(config.get("max_position_embeddings") or 2048)
+def _max_length(config: DistillConfig) -> int:
+    """--max-length, else the student's position limit (from whichever config key it uses); never past that limit."""
+    if config.max_length is None:
+        return folder_max_positions("--student", config.student)
+    limit = max_positions(json.loads((Path(config.student) / "config.json").read_text()))
+    if limit is not None and config.max_length > limit:
+        raise ConfigError(f"--max-length {config.max_length} is past the student's position limit ({limit} positions)")
+    return config.max_length
+
+
+def _rkl_seed_key(step: int, row: int, copies: dict[int, int]) -> str:
+    """The seed key of the next copy of `row` in this step's batch (the first copy keeps the plain key)."""
+    copy = copies.get(row, 0)
+    copies[row] = copy + 1
+    return f"rkl:step{step}:row{row}" + (f":copy{copy}" if copy else "")
 
 
 def _device(name: str) -> torch.device:

@@ -13,7 +13,9 @@ from pathlib import Path
 
 from paced_curate.errors import ConfigError
 from paced_curate.problems import FieldMap
+from paced_curate.rollout.generation import GENERATION_CONFIG_MODES, checkpoint_sampling
 from paced_curate.rollout.prompts import PromptFormat
+from paced_curate.rollout.requests import Sampling
 
 ENGINES = ("vllm", "hf", "openai")
 CAUSAL_LM_SUFFIXES = ("ForCausalLM", "LMHeadModel", "ForConditionalGeneration")
@@ -77,6 +79,9 @@ class RolloutConfig:
     """openai: seconds before a request is retried."""
     max_retries: int = 5
     """openai: retries after a 5xx, 429, timeout or connection error."""
+    generation_config: str = "ignore"
+    """ignore: sample with paced's settings only; model: take temperature, top_p, top_k, repetition_penalty and
+    min_new_tokens from the checkpoint's generation_config.json where it sets them (recorded in provenance)."""
 
     def __post_init__(self) -> None:
         problems = []
@@ -106,6 +111,10 @@ class RolloutConfig:
             problems.append(f"-o {self.output}: shards are written as folders inside one output folder; name a folder")
         if self.engine == "openai" and not self.base_url:
             problems.append("--engine openai needs --base-url (e.g. http://127.0.0.1:8000/v1)")
+        if self.generation_config not in GENERATION_CONFIG_MODES:
+            problems.append(f"--generation-config must be ignore or model, not {self.generation_config!r}")
+        elif self.generation_config == "model" and self.engine == "openai" and not self.tokenizer:
+            problems.append("--generation-config model with --engine openai reads generation_config.json from --tokenizer; give it")
         if self.gpu_memory_utilization is not None and not 0 < self.gpu_memory_utilization <= 1:
             problems.append("--gpu-memory-utilization must be in (0, 1]")
         if problems:
@@ -118,6 +127,21 @@ class RolloutConfig:
     @property
     def shard_count(self) -> int:
         return int(self.shard.split("/")[1]) if self.shard else 1
+
+    def checkpoint_sampling(self) -> dict:
+        """The checkpoint's sampling values this run uses: {} unless --generation-config model."""
+        if self.generation_config != "model":
+            return {}
+        return checkpoint_sampling(self.tokenizer if self.engine == "openai" else self.model)
+
+    def sampling(self) -> Sampling:
+        """What each request samples with: the flags, overridden by `checkpoint_sampling()`."""
+        values = self.checkpoint_sampling()
+        return Sampling(
+            self.samples, float(values.get("temperature", self.temperature)), float(values.get("top_p", self.top_p)),
+            self.max_tokens, top_k=int(values.get("top_k", 0)), repetition_penalty=float(values.get("repetition_penalty", 1.0)),
+            min_tokens=int(values.get("min_new_tokens", 0)),
+        )
 
     def settings(self) -> dict:
         """Everything that changes the generated rows; a resume must match it exactly."""
@@ -139,6 +163,8 @@ class RolloutConfig:
             "shard": self.shard,
             "dtype": self.dtype,
             "max_model_len": self.max_model_len,
+            "generation_config": self.generation_config,
+            "checkpoint_sampling": self.checkpoint_sampling(),
         }
 
 

@@ -4,12 +4,17 @@ Sampling happens in a logits processor that draws each row's token from that row
 `torch.Generator` (seeded with the sample's seed) and masks every other token, so `generate`
 then picks it greedily. A row's draws therefore depend only on its seed and its logits, not
 on which other rows share the batch or how many there are.
+
+The checkpoint's generation_config.json is not consulted (see `rollout.generation`): only the
+run's `Sampling` shapes the samples. Rows whose budget the position limit cuts are generated
+only with rows of the same budget, so no row runs past the model's position table.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
+from paced_curate.rollout.generation import budget_groups, max_positions, own_generation_config
 from paced_curate.rollout.requests import FINISH_LENGTH, FINISH_STOP, Request, Sample, Sampling, error_samples
 
 
@@ -20,13 +25,15 @@ class SeededSampler:
         seeds: one seed per batch row.
         temperature: sampling temperature; 0 leaves the scores alone (greedy).
         top_p: nucleus threshold.
+        top_k: keep only the k likeliest tokens (0: all).
     """
 
-    def __init__(self, seeds: list[int], temperature: float, top_p: float) -> None:
+    def __init__(self, seeds: list[int], temperature: float, top_p: float, top_k: int = 0) -> None:
         import torch
 
         self.temperature = temperature
         self.top_p = top_p
+        self.top_k = top_k
         self.generators = [torch.Generator().manual_seed(seed) for seed in seeds]
 
     def __call__(self, input_ids, scores):
@@ -34,7 +41,11 @@ class SeededSampler:
 
         if self.temperature == 0:
             return scores
-        probs = torch.softmax(scores.float() / self.temperature, dim=-1)
+        scores = scores.float()
+        if 0 < self.top_k < scores.shape[-1]:
+            kth = scores.topk(self.top_k, dim=-1).values[:, -1:]
+            scores = scores.masked_fill(scores < kth, float("-inf"))
+        probs = torch.softmax(scores / self.temperature, dim=-1)
         if self.top_p < 1:
             sorted_probs, order = probs.sort(dim=-1, descending=True)
             # Keep the smallest prefix whose mass reaches top_p (the first token always stays).
@@ -68,7 +79,7 @@ class HfEngine:
             eos.append(self.tokenizer.eos_token_id)
         self.eos_ids = eos
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else eos[0]
-        self.max_model_len = max_model_len or self.model.config.max_position_embeddings
+        self.max_model_len = max_model_len or max_positions(self.model.config) or 2048
         self.batch_size = batch_size
 
     @classmethod
@@ -106,6 +117,14 @@ class HfEngine:
                 yield request, done.pop(request.index)
 
     def _generate_rows(self, rows, sampling: Sampling) -> list[Sample]:
+        budgets = [min(sampling.max_tokens, self.max_model_len - len(request.prompt_ids)) for request, _ in rows]
+        samples: list[Sample | None] = [None] * len(rows)
+        for group in budget_groups(budgets):
+            for row, sample in zip(group, self._generate_group([rows[i] for i in group], sampling, budgets[group[0]])):
+                samples[row] = sample
+        return samples
+
+    def _generate_group(self, rows, sampling: Sampling, budget: int) -> list[Sample]:
         import torch
         from transformers import GenerationConfig, LogitsProcessorList
 
@@ -116,12 +135,12 @@ class HfEngine:
             ids = request.prompt_ids
             input_ids[row, width - len(ids) :] = torch.tensor(ids)
             attention[row, width - len(ids) :] = 1
-        budget = min(sampling.max_tokens, self.max_model_len - width)
         config = GenerationConfig(
-            do_sample=False, max_new_tokens=budget, eos_token_id=self.eos_ids, pad_token_id=self.pad_id
+            do_sample=False, max_new_tokens=budget, eos_token_id=self.eos_ids, pad_token_id=self.pad_id,
+            repetition_penalty=sampling.repetition_penalty, min_new_tokens=min(sampling.min_tokens, budget) or None,
         )
-        sampler = SeededSampler([request.seed + index for request, index in rows], sampling.temperature, sampling.top_p)
-        with torch.inference_mode():
+        sampler = SeededSampler([request.seed + index for request, index in rows], sampling.temperature, sampling.top_p, sampling.top_k)
+        with torch.inference_mode(), own_generation_config(self.model, self.eos_ids, self.pad_id):
             out = self.model.generate(
                 input_ids=input_ids.to(self.device),
                 attention_mask=attention.to(self.device),

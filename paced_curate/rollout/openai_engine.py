@@ -100,6 +100,11 @@ class OpenAIEngine:
             "seed": request.seed + index,
             "n": 1,
         }
+        # Sent only when `--generation-config model` set them: a server that is not vLLM may refuse these names.
+        # (A vLLM server fills unsent values from the model's generation_config.json unless started
+        # with `--generation-config vllm`; README says so.)
+        extras = {"top_k": (sampling.top_k, 0), "repetition_penalty": (sampling.repetition_penalty, 1.0), "min_tokens": (sampling.min_tokens, 0)}
+        body |= {key: value for key, (value, neutral) in extras.items() if value != neutral}
         chat = request.messages is not None
         if chat:
             body["messages"] = request.messages

@@ -33,6 +33,12 @@ class Sampling:
     temperature: float
     top_p: float
     max_tokens: int
+    top_k: int = 0
+    """Sample from the k likeliest tokens only (0: all); set only by `--generation-config model`."""
+    repetition_penalty: float = 1.0
+    """CTRL-style penalty on tokens already in the sequence (1: none); only by `--generation-config model`."""
+    min_tokens: int = 0
+    """End tokens are masked until this many tokens are generated; only by `--generation-config model`."""
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from paced_curate.rollout.config import RolloutConfig, check_model
 from paced_curate.rollout.prompt_record import KEY as PROMPT_KEY
 from paced_curate.rollout.prompt_record import prompt_record
 from paced_curate.rollout.prompts import render
-from paced_curate.rollout.requests import FINISH_ERROR, FINISH_LENGTH, Request, Sample, Sampling, problem_seed
+from paced_curate.rollout.requests import FINISH_ERROR, FINISH_LENGTH, Request, Sample, problem_seed
 from paced_curate.schema import GRADES, ROLLOUTS, build_table, stage_metadata
 
 RESERVED = {f.name for f in GRADES.fields + GRADES.optional}
@@ -127,7 +127,7 @@ def _passthrough(problems: pa.Table, source: str) -> list[str]:
 
 def _generate(config: RolloutConfig, engine, problems: pa.Table, todo: list[int], writer: "_InOrderParts") -> float:
     """Stream the `todo` problems through `engine` into `writer`; returns generation seconds."""
-    sampling = Sampling(config.samples, config.temperature, config.top_p, config.max_tokens)
+    sampling = config.sampling()
     total = problems.num_rows
     started = time.perf_counter()
     requests = _requests(config, problems, todo, engine.tokenizer)

