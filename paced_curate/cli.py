@@ -195,7 +195,7 @@ def weight_command(
     beta: Annotated[float, typer.Option(help="Beta kernel exponent of 1 - p (> 0).")] = 1.0,
     low: Annotated[Optional[float], typer.Option(help="Band kernel: lowest pass rate kept.")] = None,
     high: Annotated[Optional[float], typer.Option(help="Band kernel: highest pass rate kept.")] = None,
-    estimator: Annotated[str, typer.Option(help="empirical: plug in p = correct/scored; bayes: posterior mean of the kernel.")] = "empirical",
+    estimator: Annotated[str, typer.Option(help="empirical: plug in p = correct/scored; bayes: posterior mean of the kernel; eb: same, prior fitted to the pool.")] = "empirical",
     prior_a: Annotated[float, typer.Option("--prior-a", help="bayes: Beta prior parameter a (Jeffreys 0.5).")] = 0.5,
     prior_b: Annotated[float, typer.Option("--prior-b", help="bayes: Beta prior parameter b (Jeffreys 0.5).")] = 0.5,
     interval: Annotated[str, typer.Option(help="Confidence interval for p in ci_low/ci_high: jeffreys or wilson.")] = "jeffreys",
