@@ -253,6 +253,7 @@ def estimate_command(
     answer_field: Annotated[Optional[str], typer.Option("--answer-field", help="Column holding the gold answer.")] = None,
     split: Annotated[Optional[str], typer.Option(help="Split of a Hugging Face dataset folder.")] = None,
     problems_per_part: Annotated[int, typer.Option("--problems-per-part", help="Problems per part file.")] = 256,
+    tensor_parallel_size: Annotated[int, typer.Option("--tensor-parallel-size", help="vllm: GPUs per engine.")] = 1,
     gpu_memory_utilization: Annotated[Optional[float], typer.Option("--gpu-memory-utilization", help="vllm: memory fraction.")] = None,
     max_model_len: Annotated[Optional[int], typer.Option("--max-model-len", help="Longest prompt + completion.")] = None,
     dtype: Annotated[str, typer.Option(help="auto, float32, bfloat16 or float16.")] = "auto",
@@ -292,8 +293,8 @@ def estimate_command(
         problems=problems, model=model, output=output, temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed,
         engine=engine, prompt_format=PromptFormat(template=template, system_prompt=system_prompt, chat_template=chat_template),
         fields=FieldMap(id_field=id_field, prompt_field=prompt_field, answer_field=answer_field, split=split),
-        problems_per_part=problems_per_part, gpu_memory_utilization=gpu_memory_utilization, max_model_len=max_model_len,
-        dtype=dtype, batch_size=batch_size, base_url=base_url, tokenizer=tokenizer,
+        problems_per_part=problems_per_part, tensor_parallel_size=tensor_parallel_size, gpu_memory_utilization=gpu_memory_utilization,
+        max_model_len=max_model_len, dtype=dtype, batch_size=batch_size, base_url=base_url, tokenizer=tokenizer,
     )
     grade = GradeConfig(rollouts=output, output=output, grader=grader, timeout=timeout, truncated=truncated, **({} if workers is None else {"workers": workers}))
     weight = WeightConfig(

@@ -7,6 +7,8 @@ A run directory holds, when finished:
     run/rollouts/         the student samples (ROLLOUTS parts, input order, sample_index ascending)
     run/graded/           their verdicts (GRADES parts, same order)
     run/weights.parquet   the WEIGHTS table (`paced weight` on run/graded with the weight flags)
+    run/teacher_problems.parquet   the problems with weight > 0 (a problems table): the only ones
+                          a teacher needs to write references for
     run/estimate.json     settings, every round (problems, samples, open problems, prior), the result
 
 While it runs, each round lives in run/rounds/round-NNN/ (its problems, a `paced rollout`
@@ -32,17 +34,18 @@ from paced_curate.errors import InputError, ResumeMismatch
 from paced_curate.estimate.config import EstimateConfig
 from paced_curate.estimate.plan import Policy, RoundPlan, assess, first_round, next_round, projected_total
 from paced_curate.grade import run_grade
-from paced_curate.io import input_digest, read_table, write_json, write_parquet
+from paced_curate.io import input_digest, read_table, write_json, write_parquet, write_table
 from paced_curate.partdir import PartDirectory, settings_hash
 from paced_curate.problems import FieldMap, read_problems
 from paced_curate.report import say
 from paced_curate.rollout import run_rollout
-from paced_curate.schema import GRADES, ROLLOUTS
+from paced_curate.schema import GRADES, PROBLEMS, ROLLOUTS
 from paced_curate.weight import count_samples, run_weight
 
 STATE_FILE = "estimate.json"
 ROUNDS_DIR = "rounds"
-OWNED = (STATE_FILE, ROUNDS_DIR, "rollouts", "graded", "weights.parquet")
+TEACHER_PROBLEMS = "teacher_problems.parquet"
+OWNED = (STATE_FILE, ROUNDS_DIR, "rollouts", "graded", "weights.parquet", TEACHER_PROBLEMS)
 ROUND_FIELDS = FieldMap(id_field="problem_id", prompt_field="prompt", answer_field="answer")
 
 
@@ -65,6 +68,8 @@ class EstimateResult:
     prior: dict | None
     """The Beta prior of the final weights (bayes, eb)."""
     weights: str
+    teacher_problems_file: str
+    """The problems with weight > 0, for the teacher's references."""
     seconds: float
     weight_statistics: dict
 
@@ -254,6 +259,10 @@ def _finish(config, run, state, problems, ids, rounds, n_samples, n_correct, n_s
     weighed = run_weight(replace(config.weight, graded=str(run / "graded"), output=weights))
     for warning in weighed.warnings:
         say(f"warning: {warning}")
+    # Teacher compute follows the weights: problems with weight 0 are never trained on.
+    positive = {p for p, w in zip(weighed.table.column("problem_id").to_pylist(), weighed.table.column("weight").to_pylist()) if w > 0}
+    keep = [index for index, problem_id in enumerate(ids) if problem_id in positive]
+    write_table(problems.take(pa.array(keep, type=pa.int64())), str(run / TEACHER_PROBLEMS), PROBLEMS, {"settings": settings, "inputs": inputs})
     policy: Policy = config.policy()
     unresolved = 0
     if config.adaptive:
@@ -263,7 +272,7 @@ def _finish(config, run, state, problems, ids, rounds, n_samples, n_correct, n_s
     result = EstimateResult(
         output=str(run), problems=len(ids), rounds=rounds, samples=int(n_samples.sum()), max_samples=policy.max_samples,
         unresolved=unresolved, zero_weight_problems=int(stats["zero_weight_problems"]),
-        prior=_final_prior(config, n_correct, n_scored), weights=weights, seconds=time.perf_counter() - started,
+        prior=_final_prior(config, n_correct, n_scored), weights=weights, teacher_problems_file=str(run / TEACHER_PROBLEMS), seconds=time.perf_counter() - started,
         weight_statistics=stats,
     )
     write_json(state | {"rounds": rounds, "complete": True, "result": result.to_dict()}, run / STATE_FILE)
@@ -295,7 +304,8 @@ def teacher_saving_line(result: EstimateResult) -> str:
     share = result.zero_weight_problems / result.problems
     line = (
         f"teacher references are needed for {result.teacher_problems:,} of {result.problems:,} problems "
-        f"(weight > 0); the other {result.zero_weight_problems:,} ({share:.0%}) need no teacher generation"
+        f"(weight > 0, listed in {result.teacher_problems_file}); the other {result.zero_weight_problems:,} ({share:.0%}) "
+        "need no teacher generation"
     )
     if result.prior is not None and result.zero_weight_problems == 0:
         line += " (a Bayes weight is never exactly 0; use --estimator empirical, or drop small weights, to skip problems)"
