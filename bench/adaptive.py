@@ -78,6 +78,7 @@ def rollout_config(problems: Path, model: Path, output: Path, samples: int, firs
 
 def sample_pool(name: str, problems: Path, student: Path, work: Path, engine: str) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Samples 0..79 of every problem, graded; returns ids and (problems x 80) correct and scored matrices."""
+    from paced_curate.estimate.runner import is_complete
     from paced_curate.grade import GradeConfig, run_grade
     from paced_curate.io import read_table
     from paced_curate.problems import read_problems
@@ -90,9 +91,11 @@ def sample_pool(name: str, problems: Path, student: Path, work: Path, engine: st
     correct, scored = np.zeros((len(ids), total), bool), np.zeros((len(ids), total), bool)
     for part, (first, count) in {"methods": (0, METHOD_SAMPLES), "truth": (METHOD_SAMPLES, TRUTH_SAMPLES)}.items():
         rollouts, graded = work / name / f"{part}_rollouts", work / name / f"{part}_graded"
-        run_rollout(rollout_config(problems, student, rollouts, count, first, engine))
-        run_grade(GradeConfig(rollouts=str(rollouts), output=str(graded)))
-        table = read_table(str(graded), GRADES, columns=["problem_id", "sample_index", "verdict", "scored"])
+        if not is_complete(rollouts):
+            run_rollout(rollout_config(problems, student, rollouts, count, first, engine))
+        if not is_complete(graded):
+            run_grade(GradeConfig(rollouts=str(rollouts), output=str(graded)))
+        table = read_table(str(graded), GRADES).select(["problem_id", "sample_index", "verdict", "scored"])
         rows = np.array([position[p] for p in table.column("problem_id").to_pylist()])
         cols = table.column("sample_index").to_numpy()
         ok = table.column("scored").to_numpy(zero_copy_only=False)

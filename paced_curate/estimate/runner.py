@@ -34,7 +34,7 @@ from paced_curate.errors import InputError, ResumeMismatch
 from paced_curate.estimate.config import EstimateConfig
 from paced_curate.estimate.plan import Policy, RoundPlan, assess, first_round, next_round, projected_total
 from paced_curate.grade import run_grade
-from paced_curate.io import input_digest, read_table, write_json, write_parquet, write_table
+from paced_curate.io import input_digest, read_manifest, read_table, write_json, write_parquet, write_table
 from paced_curate.partdir import PartDirectory, settings_hash
 from paced_curate.problems import FieldMap, read_problems
 from paced_curate.report import say
@@ -214,10 +214,20 @@ def _run_round(config: EstimateConfig, problems: pa.Table, plan: RoundPlan, fold
         config.rollout, problems=str(problem_file), output=str(folder / "rollouts"), samples=plan.count,
         first_sample=plan.first_sample, fields=ROUND_FIELDS, overwrite=False,
     )
-    run_rollout(rollout)
+    # A finished stage is not reopened: resuming it rewrites its manifest, which changes the
+    # rollouts' content hash that the grade output was made from.
+    if not is_complete(folder / "rollouts"):
+        run_rollout(rollout)
     grade = replace(config.grade, rollouts=str(folder / "rollouts"), output=str(folder / "graded"), overwrite=False)
-    run_grade(grade)
+    if not is_complete(folder / "graded"):
+        run_grade(grade)
     return str(folder / "graded")
+
+
+def is_complete(directory: Path) -> bool:
+    """Whether a stage output directory is finished (its manifest says so)."""
+    manifest = read_manifest(directory) if directory.is_dir() else None
+    return bool(manifest and manifest.get("complete"))
 
 
 def _add_counts(graded: str, ids: list[str], n_samples: np.ndarray, n_correct: np.ndarray, n_scored: np.ndarray) -> None:
