@@ -239,7 +239,7 @@ def estimate_command(
     min_samples: Annotated[int, typer.Option("--min-samples", help="--adaptive: samples of every problem in round 0.")] = 4,
     max_samples: Annotated[int, typer.Option("--max-samples", help="--adaptive: most samples of any problem.")] = 16,
     round_samples: Annotated[int, typer.Option("--round-samples", help="--adaptive: samples added to each open problem per round.")] = 4,
-    tolerance: Annotated[float, typer.Option("--tolerance", help="--adaptive: stop a problem once the posterior sd of its raw weight is at most this.")] = 0.04,
+    tolerance: Annotated[float, typer.Option("--tolerance", help="--adaptive: stop a problem once the posterior sd of its raw weight is at most this.")] = 0.06,
     temperature: Annotated[float, typer.Option(help="Sampling temperature (0 = greedy).")] = 1.0,
     top_p: Annotated[float, typer.Option("--top-p", help="Nucleus sampling threshold.")] = 1.0,
     max_tokens: Annotated[int, typer.Option("--max-tokens", help="Most tokens generated per sample.")] = 1024,

@@ -114,3 +114,14 @@ def test_fixed_k_is_one_round_and_settings_name_what_changes_results():
     assert fixed.policy() == Policy(6, 6, 1, float("inf"))
     assert config(adaptive=True).settings() != config(adaptive=True, tolerance=0.02).settings()
     assert config(adaptive=True).settings() == config(adaptive=True, overwrite=True).settings()
+
+
+def test_the_command_line_defaults_are_the_configs():
+    import inspect
+
+    from paced_curate.cli import estimate_command
+
+    defaults = {name: p.default for name, p in inspect.signature(estimate_command).parameters.items()}
+    fields = EstimateConfig.__dataclass_fields__
+    for name in ("samples", "min_samples", "max_samples", "round_samples", "tolerance"):
+        assert defaults[name] == fields[name].default, name

@@ -21,7 +21,7 @@ from paced_curate.weight import WeightConfig
 DEFAULT_MIN_SAMPLES = 4
 DEFAULT_MAX_SAMPLES = 16
 DEFAULT_ROUND_SAMPLES = 4
-DEFAULT_TOLERANCE = 0.04
+DEFAULT_TOLERANCE = 0.06
 
 
 @dataclass(frozen=True, kw_only=True)
