@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The PACED pipeline as shell commands: rollout -> grade -> weight -> teacher references -> export -> distill.
+# The PACED pipeline as shell commands: estimate (rollout -> grade -> weight) -> teacher references -> export -> distill.
 #
 #   examples/run_pipeline.sh PROBLEMS.jsonl STUDENT_DIR TEACHER_DIR WORK_DIR
 #
@@ -7,6 +7,7 @@
 # TEACHER_DIR are local Hugging Face model folders sharing a tokenizer vocabulary. Every step is
 # resumable: rerun the script after a crash and finished work is skipped. Override the sizes with
 # environment variables, e.g. K=16 MAX_TOKENS=4096 STEPS=2000 LR=1e-5 examples/run_pipeline.sh ...
+# ADAPTIVE=1 samples adaptively (paced estimate --adaptive) instead of a fixed K.
 set -euo pipefail
 
 if [[ $# -ne 4 ]]; then
@@ -27,15 +28,15 @@ PROMPT=()
 if [[ -n ${TEMPLATE:-} ]]; then PROMPT=(--template "$TEMPLATE" --chat-template off); fi
 mkdir -p "$work"
 
-# 1. K student samples per problem (vLLM), then a verdict for each (math-verify).
-$PACED rollout "$problems" "${FIELDS[@]}" --model "$student" -o "$work/rollouts" -k "$K" --max-tokens "$MAX_TOKENS" "${PROMPT[@]}" --seed 0 ${ROLLOUT_ARGS:-}
-$PACED grade "$work/rollouts" -o "$work/graded" --timeout 5
+# 1-2. K student samples per problem (vLLM), a verdict for each (math-verify), then the pass rates and
+# PACED weights w(p) = p(1-p), in one resumable command: work/rollouts, work/graded, work/weights.parquet.
+ESTIMATE=(-k "$K")
+if [[ -n ${ADAPTIVE:-} ]]; then ESTIMATE=(--adaptive); fi
+$PACED estimate "$problems" "${FIELDS[@]}" --model "$student" -o "$work" "${ESTIMATE[@]}" --max-tokens "$MAX_TOKENS" "${PROMPT[@]}" --seed 0 --timeout 5 ${ROLLOUT_ARGS:-}
 
-# 2. Pass rates and PACED weights w(p) = p(1-p); the histogram is printed on stderr.
-$PACED weight "$work/graded" -o "$work/weights.parquet"
-
-# 3. Teacher references: two teacher samples per problem, graded; export keeps a correct one.
-$PACED rollout "$problems" "${FIELDS[@]}" --model "$teacher" -o "$work/teacher_rollouts" -k 2 --max-tokens "$MAX_TOKENS" "${PROMPT[@]}" --seed 0 ${ROLLOUT_ARGS:-}
+# 3. Teacher references, only for the problems the weights train on (work/teacher_problems.parquet:
+# weight > 0; the estimate step printed how much teacher generation that saves). Two samples each, graded.
+$PACED rollout "$work/teacher_problems.parquet" --model "$teacher" -o "$work/teacher_rollouts" -k 2 --max-tokens "$MAX_TOKENS" "${PROMPT[@]}" --seed 0 ${ROLLOUT_ARGS:-}
 $PACED grade "$work/teacher_rollouts" -o "$work/teacher_graded" --timeout 5
 
 # 4. Weighted shards with the references (native format, for paced distill; --format trl|verl for other trainers).

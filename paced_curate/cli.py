@@ -92,6 +92,7 @@ def rollout_command(
     model: Annotated[str, typer.Option("--model", "-m", help="Local model folder (or served model name for --engine openai).")],
     output: Annotated[str, typer.Option("--output", "-o", help="Output directory (resumable), or - for an Arrow stream.")],
     samples: Annotated[int, typer.Option("--samples", "-k", help="Samples per problem (K).")] = 8,
+    first_sample: Annotated[int, typer.Option("--first-sample", help="Index of the first sample (to extend a run: samples i..i+K-1).")] = 0,
     temperature: Annotated[float, typer.Option(help="Sampling temperature (0 = greedy).")] = 1.0,
     top_p: Annotated[float, typer.Option("--top-p", help="Nucleus sampling threshold.")] = 1.0,
     max_tokens: Annotated[int, typer.Option("--max-tokens", help="Most tokens generated per sample.")] = 1024,
@@ -140,7 +141,7 @@ def rollout_command(
     if as_json and output == "-":
         raise ConfigError("--json and -o - both write to stdout; choose one")
     config = RolloutConfig(
-        problems=problems, model=model, output=output, samples=samples, temperature=temperature, top_p=top_p,
+        problems=problems, model=model, output=output, samples=samples, first_sample=first_sample, temperature=temperature, top_p=top_p,
         max_tokens=max_tokens, seed=seed, engine=engine,
         prompt_format=PromptFormat(template=template, system_prompt=system_prompt, chat_template=chat_template),
         fields=FieldMap(id_field=id_field, prompt_field=prompt_field, answer_field=answer_field, split=split),
@@ -223,7 +224,7 @@ def weight_command(
     beta: Annotated[float, typer.Option(help="Beta kernel exponent of 1 - p (> 0).")] = 1.0,
     low: Annotated[Optional[float], typer.Option(help="Band kernel: lowest pass rate kept.")] = None,
     high: Annotated[Optional[float], typer.Option(help="Band kernel: highest pass rate kept.")] = None,
-    estimator: Annotated[str, typer.Option(help="empirical: plug in p = correct/scored; bayes: posterior mean of the kernel.")] = "empirical",
+    estimator: Annotated[str, typer.Option(help="empirical: plug in p = correct/scored; bayes: posterior mean of the kernel; eb: same, prior fitted to the pool.")] = "empirical",
     prior_a: Annotated[float, typer.Option("--prior-a", help="bayes: Beta prior parameter a (Jeffreys 0.5).")] = 0.5,
     prior_b: Annotated[float, typer.Option("--prior-b", help="bayes: Beta prior parameter b (Jeffreys 0.5).")] = 0.5,
     interval: Annotated[str, typer.Option(help="Confidence interval for p in ci_low/ci_high: jeffreys or wilson.")] = "jeffreys",
@@ -254,6 +255,91 @@ def weight_command(
     say(f"wrote {result.table.num_rows:,} problem weights to {written}" + (f" and histograms to {plot}" if plot else ""))
     if as_json:
         print_json(result.statistics)
+
+@app.command("estimate")
+@fails_cleanly
+def estimate_command(
+    problems: Annotated[str, typer.Argument(help="Problem set (.jsonl/.json/.csv/.parquet, HF dataset folder).")],
+    model: Annotated[str, typer.Option("--model", "-m", help="Local model folder (or served model name for --engine openai).")],
+    output: Annotated[str, typer.Option("--output", "-o", help="Run directory: rollouts/, graded/, weights.parquet (resumable).")],
+    adaptive: Annotated[bool, typer.Option("--adaptive", help="Sample in rounds until each weight's posterior sd is below --tolerance.")] = False,
+    samples: Annotated[int, typer.Option("--samples", "-k", help="Without --adaptive: samples per problem (K).")] = 8,
+    min_samples: Annotated[int, typer.Option("--min-samples", help="--adaptive: samples of every problem in round 0.")] = 4,
+    max_samples: Annotated[int, typer.Option("--max-samples", help="--adaptive: most samples of any problem.")] = 16,
+    round_samples: Annotated[int, typer.Option("--round-samples", help="--adaptive: samples added to each open problem per round.")] = 4,
+    tolerance: Annotated[float, typer.Option("--tolerance", help="--adaptive: stop a problem once the posterior sd of its raw weight is at most this.")] = 0.06,
+    temperature: Annotated[float, typer.Option(help="Sampling temperature (0 = greedy).")] = 1.0,
+    top_p: Annotated[float, typer.Option("--top-p", help="Nucleus sampling threshold.")] = 1.0,
+    max_tokens: Annotated[int, typer.Option("--max-tokens", help="Most tokens generated per sample.")] = 1024,
+    seed: Annotated[int, typer.Option(help="Run seed; each sample's seed derives from (seed, problem_id, sample index).")] = 0,
+    engine: Annotated[str, typer.Option(help="vllm, hf (transformers) or openai (OpenAI-compatible server).")] = "vllm",
+    template: Annotated[str, typer.Option(help="Prompt template; {prompt} is replaced by the problem.")] = DEFAULT_TEMPLATE,
+    system_prompt: Annotated[Optional[str], typer.Option("--system-prompt", help="Optional system prompt.")] = None,
+    chat_template: Annotated[str, typer.Option("--chat-template", help="auto, on or off: apply the tokenizer's chat template.")] = "auto",
+    id_field: Annotated[Optional[str], typer.Option("--id-field", help="Column holding problem ids.")] = None,
+    prompt_field: Annotated[Optional[str], typer.Option("--prompt-field", help="Column holding the prompt.")] = None,
+    answer_field: Annotated[Optional[str], typer.Option("--answer-field", help="Column holding the gold answer.")] = None,
+    split: Annotated[Optional[str], typer.Option(help="Split of a Hugging Face dataset folder.")] = None,
+    problems_per_part: Annotated[int, typer.Option("--problems-per-part", help="Problems per part file.")] = 256,
+    tensor_parallel_size: Annotated[int, typer.Option("--tensor-parallel-size", help="vllm: GPUs per engine.")] = 1,
+    gpu_memory_utilization: Annotated[Optional[float], typer.Option("--gpu-memory-utilization", help="vllm: memory fraction.")] = None,
+    max_model_len: Annotated[Optional[int], typer.Option("--max-model-len", help="Longest prompt + completion.")] = None,
+    dtype: Annotated[str, typer.Option(help="auto, float32, bfloat16 or float16.")] = "auto",
+    batch_size: Annotated[int, typer.Option("--batch-size", help="hf: sequences per generate call.")] = 64,
+    base_url: Annotated[Optional[str], typer.Option("--base-url", help="openai: server URL.")] = None,
+    tokenizer: Annotated[Optional[str], typer.Option(help="openai: local tokenizer folder to render prompts.")] = None,
+    grader: Annotated[str, typer.Option(help="math, exact, numeric, choice, or module:function.")] = "math",
+    workers: Annotated[Optional[int], typer.Option(help="Grading processes (default: number of CPUs).")] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds per sample for grading.")] = 5.0,
+    truncated: Annotated[str, typer.Option(help="Truncated samples: wrong or exclude.")] = "wrong",
+    kernel: Annotated[str, typer.Option(help="beta, uniform or band (as paced weight).")] = "beta",
+    alpha: Annotated[float, typer.Option(help="Beta kernel exponent of p (> 0).")] = 1.0,
+    beta: Annotated[float, typer.Option(help="Beta kernel exponent of 1 - p (> 0).")] = 1.0,
+    low: Annotated[Optional[float], typer.Option(help="Band kernel: lowest pass rate kept.")] = None,
+    high: Annotated[Optional[float], typer.Option(help="Band kernel: highest pass rate kept.")] = None,
+    estimator: Annotated[Optional[str], typer.Option(help="empirical, bayes or eb (default: eb with --adaptive, else empirical).")] = None,
+    prior_a: Annotated[float, typer.Option("--prior-a", help="bayes: Beta prior parameter a.")] = 0.5,
+    prior_b: Annotated[float, typer.Option("--prior-b", help="bayes: Beta prior parameter b.")] = 0.5,
+    normalize: Annotated[str, typer.Option(help="mean, sum, max or none.")] = "mean",
+    plot: Annotated[Optional[str], typer.Option(help="Also save the pass-rate and weight histograms as this PNG.")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Delete an earlier run in the directory and start afresh.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as one JSON document on stdout.")] = False,
+) -> None:
+    """Rollout -> grade -> weight in one command; --adaptive spends samples where the weights are uncertain.
+
+    Example: paced estimate problems.jsonl --model models/student -o run/ --adaptive
+    """
+    from paced_curate.estimate import EstimateConfig, run_estimate, summary_rows, teacher_saving_line
+    from paced_curate.grade import GradeConfig
+    from paced_curate.problems import FieldMap
+    from paced_curate.report import say
+    from paced_curate.rollout import RolloutConfig
+    from paced_curate.rollout.prompts import PromptFormat
+    from paced_curate.weight import WeightConfig, render_weight_statistics
+
+    rollout = RolloutConfig(
+        problems=problems, model=model, output=output, temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed,
+        engine=engine, prompt_format=PromptFormat(template=template, system_prompt=system_prompt, chat_template=chat_template),
+        fields=FieldMap(id_field=id_field, prompt_field=prompt_field, answer_field=answer_field, split=split),
+        problems_per_part=problems_per_part, tensor_parallel_size=tensor_parallel_size, gpu_memory_utilization=gpu_memory_utilization,
+        max_model_len=max_model_len, dtype=dtype, batch_size=batch_size, base_url=base_url, tokenizer=tokenizer,
+    )
+    grade = GradeConfig(rollouts=output, output=output, grader=grader, timeout=timeout, truncated=truncated, **({} if workers is None else {"workers": workers}))
+    weight = WeightConfig(
+        graded=output, kernel=kernel, alpha=alpha, beta=beta, low=low, high=high,
+        estimator=estimator or ("eb" if adaptive else "empirical"), prior_a=prior_a, prior_b=prior_b, normalize=normalize, plot=plot,
+    )
+    config = EstimateConfig(
+        output=output, rollout=rollout, grade=grade, weight=weight, adaptive=adaptive, samples=samples,
+        min_samples=min_samples, max_samples=max_samples, round_samples=round_samples, tolerance=tolerance, overwrite=overwrite,
+    )
+    result = run_estimate(config)
+    render_weight_statistics(result.weight_statistics)
+    show(key_value_table("estimate", summary_rows(result)))
+    say(teacher_saving_line(result))
+    if as_json:
+        print_json(result.to_dict())
+
 
 @app.command("export")
 @fails_cleanly

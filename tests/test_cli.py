@@ -9,7 +9,7 @@ from paced_curate import __version__
 from paced_curate.cli import app
 from tests.conftest import assert_user_error
 
-COMMANDS = ["rollout", "grade", "weight", "export", "distill", "demo", "inspect"]
+COMMANDS = ["rollout", "grade", "weight", "estimate", "export", "distill", "demo", "inspect"]
 
 
 def command_names() -> list[str]:

@@ -403,7 +403,7 @@ def test_cli_pipes_in_and_out(cli, graded, tmp_path):
 BAD_FLAGS = [
     (["--alpha", "0"], "error: --alpha must be a number > 0 (got 0.0)"),
     (["--beta", "-1"], "error: --beta must be a number > 0 (got -1.0)"),
-    (["--estimator", "mle"], "error: --estimator must be one of empirical, bayes (got 'mle')"),
+    (["--estimator", "mle"], "error: --estimator must be one of empirical, bayes, eb (got 'mle')"),
     (["--kernel", "band"], "error: --kernel band needs --low and --high (e.g. --low 0.2 --high 0.8)"),
     (["--kernel", "band", "--low", "0.8", "--high", "0.2"], "error: --low must be below --high (got 0.8 and 0.2)"),
     (["--normalize", "l2"], "error: --normalize must be one of mean, sum, max, none (got 'l2')"),

@@ -33,6 +33,9 @@ class RolloutConfig:
     """Output folder (resumable part files), a NAME.parquet file, or - for an Arrow stream on stdout."""
     samples: int = 8
     """K: samples per problem."""
+    first_sample: int = 0
+    """Index of the first sample: each problem gets samples first_sample .. first_sample + K - 1,
+    the same samples a run with more samples would draw there (to extend an earlier run)."""
     temperature: float = 1.0
     """Sampling temperature (0 = greedy)."""
     top_p: float = 1.0
@@ -87,6 +90,8 @@ class RolloutConfig:
         problems = []
         if self.samples < 1:
             problems.append(f"-k/--samples must be at least 1, not {self.samples}")
+        if self.first_sample < 0:
+            problems.append(f"--first-sample must be at least 0, not {self.first_sample}")
         if self.max_tokens < 1:
             problems.append(f"--max-tokens must be at least 1, not {self.max_tokens}")
         if self.temperature < 0:
@@ -149,6 +154,7 @@ class RolloutConfig:
             "model": self.model,
             "engine": self.engine,
             "samples": self.samples,
+            "first_sample": self.first_sample,
             "temperature": self.temperature,
             "top_p": self.top_p,
             "max_tokens": self.max_tokens,

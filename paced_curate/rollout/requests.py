@@ -55,7 +55,8 @@ class Request:
     messages: list[dict] | None
     """Chat messages, for servers that apply their own chat template."""
     seed: int
-    """`problem_seed(run_seed, problem_id)`; sample i uses seed + i."""
+    """The seed of the request's first sample: `problem_seed(run_seed, problem_id) + first_sample`;
+    the request's sample j uses seed + j."""
 
 
 @dataclass(frozen=True)

@@ -82,7 +82,7 @@ def run_rollout(config: RolloutConfig) -> RolloutResult:
     todo = [index for index, problem_id in enumerate(ids) if problem_id not in done]
     if done:
         say(f"resuming {sink.name}: {len(ids) - len(todo)} of {len(ids)} problems already done")
-    writer = _InOrderParts(todo, problems, passthrough, config.samples, config.problems_per_part, sink)
+    writer = _InOrderParts(todo, problems, passthrough, config.samples, config.problems_per_part, sink, config.first_sample)
     seconds = 0.0
     if todo:
         from paced_curate.rollout.engines import get_engine
@@ -110,7 +110,9 @@ def rollout_table(config: RolloutConfig, problems: pa.Table, engine) -> pa.Table
     hook wraps its student in `HfEngine`). `config.problems`, `output` and `engine` are not used.
     """
     sink = _MemorySink()
-    writer = _InOrderParts(list(range(problems.num_rows)), problems, _passthrough(problems, "problems"), config.samples, problems.num_rows, sink)
+    writer = _InOrderParts(
+        list(range(problems.num_rows)), problems, _passthrough(problems, "problems"), config.samples, problems.num_rows, sink, config.first_sample
+    )
     _generate(config, engine, problems, writer.todo, writer)
     writer.flush(final=True)
     return pa.concat_tables(sink.tables)
@@ -149,14 +151,18 @@ def _requests(config: RolloutConfig, problems: pa.Table, todo: list[int], tokeni
         text, prompt_ids, chat = render(
             config.prompt_format, tokenizer, prompts[index].as_py(), messages[index].as_py() if messages is not None else None
         )
-        yield Request(index, problem_id, text, prompt_ids, chat, problem_seed(config.seed, problem_id))
+        # Engines give the request's sample j the seed `seed + j`, so starting at first_sample
+        # draws exactly samples first_sample, first_sample + 1, ... of a longer run.
+        yield Request(index, problem_id, text, prompt_ids, chat, problem_seed(config.seed, problem_id) + config.first_sample)
 
 
 class _InOrderParts:
     """Collects finished problems and writes them in input order, `per_part` problems per part."""
 
-    def __init__(self, todo: list[int], problems: pa.Table, passthrough: list[str], num_samples: int, per_part: int, sink) -> None:
-        self.todo, self.problems, self.passthrough = todo, problems, passthrough
+    def __init__(
+        self, todo: list[int], problems: pa.Table, passthrough: list[str], num_samples: int, per_part: int, sink, first_sample: int = 0
+    ) -> None:
+        self.todo, self.problems, self.passthrough, self.first_sample = todo, problems, passthrough, first_sample
         self.num_samples, self.per_part, self.sink = num_samples, per_part, sink
         self.finished: dict[int, list[Sample]] = {}
         self.next = 0
@@ -185,7 +191,7 @@ class _InOrderParts:
             problem = {name: self.problems.column(name)[index].as_py() for name in ("problem_id", "prompt", "answer")}
             for sample_index, sample in enumerate(self.finished[index]):
                 rows.append(problem | {
-                    "sample_index": sample_index, "completion": sample.text, "finish_reason": sample.finish_reason,
+                    "sample_index": self.first_sample + sample_index, "completion": sample.text, "finish_reason": sample.finish_reason,
                     "completion_tokens": sample.completion_tokens, "prompt_tokens": sample.prompt_tokens, "error": sample.error,
                 })
                 positions.append(index)

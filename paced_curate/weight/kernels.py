@@ -1,17 +1,11 @@
-"""The numbers behind `paced weight`: kernels, their Bayesian estimates, intervals, normalisation.
+"""The numbers behind `paced weight`: kernels, intervals, normalisation.
 
 PACED weights a problem by its student pass rate p with the Beta kernel w(p) = p^alpha (1-p)^beta
-(alpha = beta = 1 gives the paper's p(1-p)). The `empirical` estimator plugs in p = c / n for
-c correct of n scored samples; `bayes` takes the posterior mean of w(p) under a Beta(a0, b0)
-prior, in closed form:
-
-    E[p^alpha (1-p)^beta | c of n] = B(c + a0 + alpha, n - c + b0 + beta) / B(c + a0, n - c + b0)
-
-so a problem at 0/8 or 8/8 keeps a small positive weight that says how little 8 samples show.
+(alpha = beta = 1 gives the paper's p(1-p)). How p, and so w(p), is estimated from c correct of
+n samples (plug-in, Bayes with a fixed prior, empirical Bayes) lives in `estimators.py`.
 Everything here is a pure function of numbers or numpy arrays:
 
     kernel_weight(0.25, 1.0, 1.0)                 # 0.1875
-    bayes_weight(0, 8, 1.0, 1.0)                  # 0.0472 with the Jeffreys prior, not 0
     pass_rate_interval(3, 8, "jeffreys", 0.95)    # (0.119, 0.705)
 """
 
@@ -23,7 +17,6 @@ from scipy import special
 from paced_curate.errors import ConfigError
 
 KERNELS = ("beta", "uniform", "band")
-ESTIMATORS = ("empirical", "bayes")
 INTERVALS = ("jeffreys", "wilson")
 NORMALIZATIONS = ("mean", "sum", "max", "none")
 
@@ -41,58 +34,6 @@ def kernel_weight(p, alpha: float, beta: float):
     """
     p = np.asarray(p, dtype=np.float64)
     out = np.power(p, alpha) * np.power(1.0 - p, beta)
-    return float(out) if out.ndim == 0 else out
-
-
-def bayes_weight(n_correct, n_scored, alpha: float, beta: float, prior_a: float = 0.5, prior_b: float = 0.5):
-    """The posterior mean of p^alpha (1-p)^beta after `n_correct` of `n_scored` samples passed.
-
-    The prior on p is Beta(prior_a, prior_b) (default Jeffreys, 0.5 and 0.5), so the posterior
-    is Beta(c + prior_a, n - c + prior_b) and the mean is a ratio of Beta functions, computed
-    through their logarithms so that large n does not overflow.
-
-    Args:
-        n_correct: c, correct samples (int or numpy array).
-        n_scored: n, scored samples (int or numpy array), n >= c. With n = 0 this is the
-            prior mean; `paced weight` gives unscored problems weight 0 instead.
-        alpha: exponent of p, > 0.
-        beta: exponent of 1 - p, > 0.
-        prior_a: first Beta prior parameter, > 0.
-        prior_b: second Beta prior parameter, > 0.
-
-    Returns:
-        A positive float (or array) for every count, close to kernel_weight(c / n) for large n.
-
-    Example:
-        >>> round(bayes_weight(0, 8, 1.0, 1.0), 4)   # not 0: 0/8 is weak evidence that p = 0
-        0.0472
-    """
-    c = np.asarray(n_correct, dtype=np.float64)
-    n = np.asarray(n_scored, dtype=np.float64)
-    a, b = c + prior_a, n - c + prior_b
-    out = np.exp(special.betaln(a + alpha, b + beta) - special.betaln(a, b))
-    return float(out) if out.ndim == 0 else out
-
-
-def band_probability(n_correct, n_scored, low: float, high: float, prior_a: float = 0.5, prior_b: float = 0.5):
-    """The posterior probability that p lies in [low, high] (the `band` kernel under `bayes`).
-
-    Args:
-        n_correct: c, correct samples (int or numpy array).
-        n_scored: n, scored samples (int or numpy array).
-        low: lower end of the band, in [0, 1].
-        high: upper end of the band, in [low, 1].
-        prior_a: first Beta prior parameter, > 0.
-        prior_b: second Beta prior parameter, > 0.
-
-    Returns:
-        I_high(a, b) - I_low(a, b) for the posterior Beta(c + prior_a, n - c + prior_b), where I
-        is the regularised incomplete Beta function.
-    """
-    c = np.asarray(n_correct, dtype=np.float64)
-    n = np.asarray(n_scored, dtype=np.float64)
-    a, b = c + prior_a, n - c + prior_b
-    out = np.clip(special.betainc(a, b, high) - special.betainc(a, b, low), 0.0, 1.0)
     return float(out) if out.ndim == 0 else out
 
 

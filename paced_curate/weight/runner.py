@@ -3,8 +3,8 @@
 Counts each problem's graded samples (n_samples, n_excluded by the truncation policy that
 `paced grade` wrote into `scored`, n_correct), estimates the pass rate p = n_correct / n_scored
 with a confidence interval, applies the kernel (w(p) = p^alpha (1-p)^beta by default, or the
-`uniform` and `band` baselines) with the `empirical` or `bayes` estimator, normalises, and
-writes the WEIGHTS table sorted by problem_id. Parquet inputs are scanned lazily with polars'
+`uniform` and `band` baselines) with the `empirical`, `bayes` or `eb` estimator (estimators.py),
+normalises, and writes the WEIGHTS table sorted by problem_id. Parquet inputs are scanned lazily with polars'
 streaming engine (three columns only), so 10 million graded rows fit in a little memory.
 
     paced weight graded/ -o weights.parquet --estimator bayes --plot weights.png
@@ -31,14 +31,12 @@ from paced_curate.samples import paced_stage, read_verdicts, repeated_sample_err
 from paced_curate.rollout.prompt_record import KEY as PROMPT_KEY
 from paced_curate.rollout.prompt_record import inherited_prompt_record
 from paced_curate.schema import GRADES, VERDICTS, WEIGHTS, check_schema, stage_metadata
+from paced_curate.weight.estimators import ESTIMATORS, BetaPrior, band_probability, bayes_weight, estimate, fit_beta_prior
 from paced_curate.weight.kernels import (
-    ESTIMATORS,
     INTERVALS,
     KERNELS,
     NORMALIZATIONS,
-    band_probability,
     band_weight,
-    bayes_weight,
     kernel_weight,
     normalize,
     normalizing_constant,
@@ -93,7 +91,8 @@ class WeightConfig:
     """Upper end of the band kernel's pass-rate band, in [0, 1] and above low."""
     estimator: str = "empirical"
     """empirical: plug in p = n_correct / n_scored (the paper); bayes: the posterior mean of the
-    kernel under a Beta(prior_a, prior_b) prior on p."""
+    kernel under a Beta(prior_a, prior_b) prior on p; eb (empirical Bayes): the same posterior
+    mean with the Beta prior fitted to the pool by maximum marginal likelihood."""
     prior_a: float = 0.5
     """First parameter of the Beta prior used by the bayes estimator (Jeffreys: 0.5), > 0."""
     prior_b: float = 0.5
@@ -149,10 +148,10 @@ class WeightConfig:
             notes.append(f"--alpha and --beta have no effect with --kernel {self.kernel}")
         if self.kernel != "band" and (self.low, self.high) != (None, None):
             notes.append(f"--low and --high have no effect with --kernel {self.kernel}")
-        if self.estimator == "empirical" and (self.prior_a, self.prior_b) != (0.5, 0.5):
-            notes.append("--prior-a and --prior-b have no effect with --estimator empirical")
-        if self.kernel == "uniform" and self.estimator == "bayes":
-            notes.append("--estimator bayes has no effect with --kernel uniform (every weight is 1)")
+        if self.estimator in ("empirical", "eb") and (self.prior_a, self.prior_b) != (0.5, 0.5):
+            notes.append(f"--prior-a and --prior-b have no effect with --estimator {self.estimator}")
+        if self.kernel == "uniform" and self.estimator in ("bayes", "eb"):
+            notes.append(f"--estimator {self.estimator} has no effect with --kernel uniform (every weight is 1)")
         return notes
 
     def describe_kernel(self) -> str:
@@ -200,7 +199,8 @@ def run_weight(config: WeightConfig) -> WeightResult:
         ConfigError: every problem gets weight 0, so there is nothing to train on.
     """
     counts = count_samples(config.graded)
-    table, constant = weigh_counts(counts, config)
+    prior = weight_prior(counts, config)
+    table, constant = weigh_counts(counts, config, prior)
     warnings = config.ignored_settings()
     n_scored = table.column("n_scored").to_numpy()
     unscored = np.flatnonzero(n_scored == 0)
@@ -214,6 +214,7 @@ def run_weight(config: WeightConfig) -> WeightResult:
     provenance = {
         "settings": {k: v for k, v in asdict(config).items() if k not in ("graded", "output", "plot")},
         "normalizing_constant": constant,
+        "prior": prior.to_dict() if prior is not None else None,
         "inputs": {"graded": {"path": config.graded, "sha256": input_digest(config.graded)}},
         "versions": package_versions(),
         "command": command_line(),
@@ -380,7 +381,16 @@ def _check_unique(counts: pl.DataFrame, samples: pl.LazyFrame, graded: str) -> N
 # --- weights --------------------------------------------------------------------------------
 
 
-def weigh_counts(counts: pa.Table, config: WeightConfig) -> tuple[pa.Table, float]:
+def weight_prior(counts: pa.Table, config: WeightConfig) -> BetaPrior | None:
+    """The Beta prior on p the estimator uses: fitted to all counts (eb), fixed (bayes) or None."""
+    if config.estimator == "eb":
+        return fit_beta_prior(counts.column("n_correct").to_numpy(), counts.column("n_scored").to_numpy())
+    if config.estimator == "bayes":
+        return BetaPrior(config.prior_a, config.prior_b)
+    return None
+
+
+def weigh_counts(counts: pa.Table, config: WeightConfig, prior: BetaPrior | None = None) -> tuple[pa.Table, float]:
     """Turn per-problem counts into the WEIGHTS table.
 
     The kernel, estimator and interval are computed once per distinct (n_scored, n_correct)
@@ -389,6 +399,8 @@ def weigh_counts(counts: pa.Table, config: WeightConfig) -> tuple[pa.Table, floa
     Args:
         counts: `count_samples` output.
         config: the kernel, estimator, interval and normalisation to use.
+        prior: the Beta prior of the bayes and eb estimators (default: `weight_prior(counts,
+            config)`, which fits eb's prior to all of `counts`, not to the distinct pairs).
 
     Returns:
         (table, constant): the WEIGHTS table (no metadata) and the normalising constant.
@@ -398,13 +410,18 @@ def weigh_counts(counts: pa.Table, config: WeightConfig) -> tuple[pa.Table, floa
     """
     n = counts.column("n_scored").to_numpy().astype(np.int64)
     c = counts.column("n_correct").to_numpy().astype(np.int64)
+    if prior is None:
+        prior = weight_prior(counts, config)
     base = int(c.max(initial=0)) + 1
     pairs, inverse = np.unique(n * base + c, return_inverse=True)
     pair_n, pair_c = pairs // base, pairs % base
     scored = pair_n > 0
     with np.errstate(divide="ignore", invalid="ignore"):
         rate = np.where(scored, pair_c / np.maximum(pair_n, 1), np.nan)
-    raw = np.where(scored, _raw_weight(pair_c, pair_n, rate, config), 0.0)
+    raw = estimate(
+        pair_c, pair_n, kernel=config.kernel, estimator=config.estimator, alpha=config.alpha, beta=config.beta,
+        low=config.low, high=config.high, prior=prior,
+    ).mean
     low, high = pass_rate_interval(pair_c, pair_n, config.interval, config.confidence)
     raw = raw[inverse]
     if not raw.sum() > 0:
@@ -424,19 +441,6 @@ def weigh_counts(counts: pa.Table, config: WeightConfig) -> tuple[pa.Table, floa
         "weight": pa.array(raw / constant),
     }
     return pa.Table.from_arrays(list(columns.values()), schema=WEIGHTS.schema), constant
-
-
-def _raw_weight(c: np.ndarray, n: np.ndarray, rate: np.ndarray, config: WeightConfig) -> np.ndarray:
-    """The kernel under the estimator, per distinct (n, c) pair (unscored pairs are masked later)."""
-    if config.kernel == "uniform":
-        return np.ones(len(c))
-    if config.estimator == "empirical":
-        if config.kernel == "band":
-            return band_weight(rate, config.low, config.high)
-        return kernel_weight(rate, config.alpha, config.beta)
-    if config.kernel == "band":
-        return band_probability(c, n, config.low, config.high, config.prior_a, config.prior_b)
-    return bayes_weight(c, n, config.alpha, config.beta, config.prior_a, config.prior_b)
 
 
 def _source(graded: str) -> str:

