@@ -288,7 +288,7 @@ def distill_command(
     student: Annotated[str, typer.Option("--student", help="Local folder of the student model (trained).")],
     teacher: Annotated[str, typer.Option("--teacher", help="Local folder of the teacher model (same tokenizer vocabulary).")],
     output: Annotated[str, typer.Option("--output", "-o", help="Run directory: metrics.jsonl, checkpoints/, final/.")],
-    loss: Annotated[str, typer.Option(help="fkl (on the references), rkl (on student samples) or fkl-then-rkl.")] = "fkl",
+    loss: Annotated[str, typer.Option(help="fkl (on the references), rkl (on student samples), fkl-then-rkl, or akl (adaptive fkl/rkl mix per token, on the references).")] = "fkl",
     switch_at: Annotated[float, typer.Option("--switch-at", help="fkl-then-rkl: fraction of the steps trained with fkl.")] = 0.5,
     weights: Annotated[str, typer.Option(help="on: scale each problem's loss by its PACED weight; off: unweighted baseline.")] = "on",
     max_steps: Annotated[Optional[int], typer.Option("--max-steps", help="Optimizer steps (or give --epochs; default 1 epoch).")] = None,
