@@ -57,6 +57,8 @@ class DemoConfig:
     """Problems in each held-out set."""
     samples: int = 8
     """K: student samples per pool problem."""
+    engine: str = "vllm"
+    """Rollout engine of the student and teacher rollouts (vllm, or hf: faster for models this small on CPU)."""
     teacher_samples: int = 2
     """Teacher samples per pool problem (a correct one becomes the reference)."""
     eval_samples: int = 2
@@ -204,6 +206,7 @@ def rollout(config: DemoConfig, problems: Path, model: Path, output: Path, sampl
     result = run_rollout(RolloutConfig(
         problems=str(problems), model=str(model), output=str(output), samples=samples, temperature=1.0,
         max_tokens=MAX_TOKENS, seed=config.seed, dtype="float32", prompt_format=PromptFormat(template=DEMO_TEMPLATE, chat_template="off"), overwrite=True,
+        engine=config.engine,
     ))
     say(f"rollout {model.name}: {result.samples} samples, {result.tokens_per_second:,.0f} tokens/s, truncated {result.truncated}")
     return result.samples
