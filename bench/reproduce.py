@@ -38,9 +38,15 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5, help="worlds (each with its own training seed)")
     parser.add_argument("--quick", action="store_true", help="one world, the fast demo sizes and models")
     parser.add_argument("--steps", type=int, default=None, help="override the distillation steps")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1: one core, as on one heavy slot)")
     parser.add_argument("--workdir", default=str(ROOT / "bench" / "work" / "reproduce"))
     parser.add_argument("--output", default=str(ROOT / "bench" / "results" / "reproduce.json"))
     args = parser.parse_args()
+    import torch
+
+    # one thread: on a shared 2-core machine, two threads per process oversubscribe the cores
+    # and made training 9x slower (measured while building this); results depend on it slightly
+    torch.set_num_threads(args.threads)
     from paced_curate.comparison import ALL_METHODS, plot_curves, show_summary, summarise
     from paced_curate.demo import DemoConfig, prepare_world, run_methods
 
@@ -81,7 +87,7 @@ def main() -> None:
         "seconds": time.perf_counter() - started,
         "command": " ".join(sys.argv),
         "versions": __import__("paced_curate.partdir", fromlist=["package_versions"]).package_versions(),
-        "hardware": {"cpus": os.cpu_count(), "platform": platform.platform()},
+        "hardware": {"cpus": os.cpu_count(), "torch_threads": args.threads, "platform": platform.platform()},
         "date": time.strftime("%Y-%m-%d"),
     }
     output.write_text(json.dumps(result, indent=2) + "\n")
