@@ -71,7 +71,7 @@ class DemoConfig:
     """Peak learning rate of distillation."""
     curve_every: int = 20
     """Steps between points of the learning curves (`paced distill --eval-every`) on the held-out pool set."""
-    methods: tuple[str, ...] = ("unweighted", "PACED fkl-then-rkl", "AKL")
+    methods: tuple[str, ...] = ("unweighted", "PACED fkl-then-rkl")
     """Methods to train (names in `comparison.METHODS`); base is always evaluated."""
     seeds: int = 3
     """Training seeds per method (data order, rkl samples, evaluation samples), on the one prepared world."""
@@ -154,7 +154,7 @@ def prepare_world(config: DemoConfig, work: Path, audit: bool = False) -> Prepar
     teacher = trained_model(teacher_spec(config.fast))
     student = trained_model(student_spec(config.fast))
 
-    say("== 2. student rollouts (vLLM), grading (math-verify), PACED weights and the baselines' weights")
+    say(f"== 2. student rollouts ({config.engine}), grading (math-verify), PACED weights and the baselines' weights")
     rollout(config, files["pool"], student, work / "rollouts", config.samples)
     grade(work / "rollouts", work / "graded", audit=audit)
     kernels = {"paced": "beta", "unweighted": "uniform", "hard filter": "band"}
@@ -324,7 +324,8 @@ def run_methods(config: DemoConfig, prepared: Prepared, seed: int, world: int) -
         curve = [(record["step"], record["pass_at_1"]) for record in result.evaluations]
         row = {"method": name, "world": world, "seed": seed, "train_tokens": result.response_tokens,
                "teacher_tokens": prepared.teacher_tokens[weighting], "curve": curve}
-        rows.append(row | evaluate(Path(result.final_model), prepared.files, config, seed))
+        row |= evaluate(Path(result.final_model), prepared.files, config, seed)
+        rows.append(row)
         say(f"{name} (seed {seed}): " + ", ".join(f"{key} {row[key]:.3f}" for key in EVAL_SETS))
     return rows
 

@@ -33,8 +33,8 @@ SOLUTIONS = [
     ("mul", [37, 8], "30*8=240\n7*8=56\n240+56=296\n\\boxed{296}", "tens and units partial products, then their sum"),
     ("mul", [8, 37], "8*30=240\n8*7=56\n240+56=296\n\\boxed{296}", "the written order is kept when the two-digit operand is second"),
     ("mul", [40, 3], "40*3=120\n0*3=0\n120+0=120\n\\boxed{120}", "a zero units digit still gets its line"),
-    ("sub", [52, 7], "52-7=45\n\\boxed{45}", "one line"),
-    ("sub", [3, 17], "3-17=-14\n\\boxed{-14}", "negative differences"),
+    ("sub", [9, 7], "9-7=2\n\\boxed{2}", "one line"),
+    ("sub", [3, 10], "3-10=-7\n\\boxed{-7}", "negative differences"),
 ]
 
 
@@ -47,7 +47,7 @@ def test_products_are_two_digits_times_one_digit_and_differences_two_operands():
     for problem in make_skill_problems("mul", seed=5, count=100):
         small, big = sorted(problem.terms)
         assert 2 <= small <= 9 and 11 <= big <= 99
-    assert all(len(p.terms) == 2 for p in make_skill_problems("sub", seed=5, count=50))
+    assert all(len(p.terms) == 2 and max(p.terms) <= 10 for p in make_skill_problems("sub", seed=5, count=50))
     with pytest.raises(ValueError, match="skill must be one of"):
         make_skill_problems("div", seed=0, count=1)
 
@@ -69,10 +69,10 @@ def test_mixture_shares_and_rows():
     assert {r["num_terms"] for r in rows if r["skill"] == "add"} == set(range(2, 8))
 
 
-def test_the_student_never_sees_a_product_and_both_models_see_the_probe():
+def test_the_student_never_sees_a_product_and_only_the_student_learns_the_probe():
     for teacher, student in ((TEACHER, STUDENT), (FAST_TEACHER, FAST_STUDENT)):
         assert "mul" in dict(teacher.skills) and "mul" not in dict(student.skills)
-        assert "sub" in dict(teacher.skills) and "sub" in dict(student.skills)
+        assert "sub" not in dict(teacher.skills) and "sub" in dict(student.skills)
     from paced_curate.demo import DemoConfig
 
     for config in (DemoConfig(), DemoConfig.small("x")):

@@ -24,7 +24,7 @@ from paced_curate.toy.models import TinyModelSpec, qwen2_config, save_model
 from paced_curate.toy.tokenizer import build_char_tokenizer
 from paced_curate.toy.world import make_mixture
 
-CACHE_VERSION = 2
+CACHE_VERSION = 3
 """Bump when the training code changes in a way that changes the models."""
 
 

@@ -11,11 +11,11 @@ comparison (README, "The built-in example"):
 - `mul`, a two-digit number times a one-digit number: **beyond reach**. The teacher is
   pretrained on it; the student never sees a product, and its skill (partial products plus
   three-digit sums) is more than it can acquire in a distillation budget, so its pass rate is 0.
-- `sub`, the difference of two numbers below 100: the **probe**. The student is pretrained on
-  it; it is never in the distillation pool, so a drop in it after distillation is forgetting
-  (the part MMLU plays in the paper).
+- `sub`, the difference of two one-digit numbers: the **probe**. The student is pretrained on
+  it (and solves most); it is never in the distillation pool and the teacher never learns it,
+  so a drop in it after distillation is forgetting (the part MMLU plays in the paper).
 
-    Calculate 4 + 1 + 7.   ->  4+1=5          Calculate 37 * 8.  ->  30*8=240      Calculate 52 - 7.  ->  52-7=45
+    Calculate 4 + 1 + 7.   ->  4+1=5          Calculate 37 * 8.  ->  30*8=240      Calculate 3 - 8.  ->  3-8=-5
                                5+7=12                                7*8=56                                \\boxed{45}
                                \\boxed{12}                           240+56=296
                                                                      \\boxed{296}
@@ -121,7 +121,7 @@ def make_skill_problems(skill: str, seed: int, count: int, terms: tuple[int, int
         settings = dict(min_terms=2, max_terms=2, min_digits=1, max_digits=2, operators=("*",))
         keep = lambda values: sorted(values)[0] in range(2, 10) and sorted(values)[1] in range(11, 100)  # noqa: E731
     elif skill == "sub":
-        settings = dict(min_terms=2, max_terms=2, min_digits=1, max_digits=2, operators=("-",))
+        settings = dict(min_terms=2, max_terms=2, min_digits=1, max_digits=1, operators=("-",))
         keep = lambda values: True  # noqa: E731
     else:
         raise ValueError(f"skill must be one of {SKILLS}, not {skill!r}")
