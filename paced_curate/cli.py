@@ -416,7 +416,7 @@ def distill_command(
     student: Annotated[str, typer.Option("--student", help="Local folder of the student model (trained).")],
     teacher: Annotated[str, typer.Option("--teacher", help="Local folder of the teacher model (same tokenizer vocabulary).")],
     output: Annotated[str, typer.Option("--output", "-o", help="Run directory: metrics.jsonl, checkpoints/, final/.")],
-    loss: Annotated[str, typer.Option(help="fkl (on the references), rkl (on student samples) or fkl-then-rkl.")] = "fkl",
+    loss: Annotated[str, typer.Option(help="fkl (on the references), rkl (on student samples), fkl-then-rkl, or akl (adaptive fkl/rkl mix per token, on the references).")] = "fkl",
     switch_at: Annotated[float, typer.Option("--switch-at", help="fkl-then-rkl: fraction of the steps trained with fkl (floor; at least one step of each stage).")] = 0.5,
     weights: Annotated[str, typer.Option(help="on: scale each problem's loss by its PACED weight; off: unweighted baseline.")] = "on",
     max_steps: Annotated[Optional[int], typer.Option("--max-steps", help="Optimizer steps (or give --epochs; default 1 epoch).")] = None,
@@ -484,16 +484,23 @@ def distill_command(
 def demo_command(
     workdir: Annotated[str, typer.Option("--workdir", help="Folder for every artifact of the demo.")] = "demo-work",
     fast: Annotated[bool, typer.Option("--fast", help="A smaller, quicker version (about 3 minutes with a cold cache).")] = False,
-    seed: Annotated[int, typer.Option(help="Seed of the problem sets, rollouts and training.")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the world: problem sets and rollouts.")] = 0,
+    seeds: Annotated[Optional[int], typer.Option(help="Training seeds per method (default 3; 1 with --fast).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result table as one JSON document on stdout.")] = False,
 ) -> None:
-    """Run the whole pipeline on the built-in arithmetic world: rollout, grade, weight, export, distill, evaluate.
+    """Run the whole pipeline on the built-in world (rollout, grade, weight, export, distill, evaluate) and compare methods.
 
     Example: paced demo --workdir demo-work
     """
+    from dataclasses import replace
+
     from paced_curate.demo import DemoConfig, run_demo
 
     config = DemoConfig.small(workdir, seed) if fast else DemoConfig(workdir=workdir, seed=seed)
+    if seeds is not None:
+        if seeds < 1:
+            raise ConfigError(f"--seeds must be at least 1, not {seeds}")
+        config = replace(config, seeds=seeds)
     result = run_demo(config)
     if as_json:
         print_json(result.to_dict())

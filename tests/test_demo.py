@@ -33,12 +33,16 @@ def demo(tmp_path_factory, toy_cache):
     return work / "run", json.loads(result.stdout), cache, result.stderr
 
 
-def test_demo_writes_problem_sets_with_a_difficulty_ladder(demo):
+def test_demo_writes_the_worlds_problem_sets(demo):
     run, _, _, _ = demo
-    pool = [json.loads(line) for line in (run / "problems_pool.jsonl").read_text().splitlines()]
-    assert len(pool) == 48 and {p["num_terms"] for p in pool} == {2, 3, 4}
-    assert all(int(p["answer"]) == eval(p["prompt"].removeprefix("Calculate ").rstrip(".")) for p in pool)
-    assert (run / "problems_hard.jsonl").exists() and (run / "problems_easy.jsonl").exists()
+    sets = {name: [json.loads(line) for line in (run / f"problems_{name}.jsonl").read_text().splitlines()] for name in ("pool", "heldout", "hard", "probe")}
+    pool = sets["pool"]
+    assert len(pool) == 48 and {p["skill"] for p in pool} == {"add", "mul"}
+    assert {p["num_terms"] for p in pool if p["skill"] == "add"} == {2, 3, 4}
+    for problems in sets.values():
+        assert all(int(p["answer"]) == eval(p["prompt"].removeprefix("Calculate ").rstrip(".")) for p in problems)
+    assert {p["skill"] for p in sets["heldout"]} == {"add", "mul"} and {p["skill"] for p in sets["hard"]} == {"add"}
+    assert {p["skill"] for p in sets["probe"]} == {"sub"}
 
 
 def test_demo_trains_and_caches_both_models_and_they_load_in_vllm_and_transformers(demo):
@@ -62,33 +66,66 @@ def test_demo_rollouts_grades_and_weights(demo):
     graded = read_table(str(run / "graded"), GRADES)
     assert set(graded.column("verdict").to_pylist()) <= {"correct", "incorrect", "no_answer", "truncated"}
     assert "audit_verdict" in graded.column_names
-    weights = read_table(str(run / "weights.parquet"), WEIGHTS)
+    weights = read_table(str(run / "weights_paced.parquet"), WEIGHTS)
     assert weights.num_rows == 48
     assert abs(sum(weights.column("weight").to_pylist()) / 48 - 1) < 1e-9
     assert "pass rate" in stderr and "0/4" in stderr  # the histogram was printed
-    band = read_table(str(run / "weights_band.parquet"), WEIGHTS).column("weight_raw").to_pylist()
-    assert set(band) <= {0.0, 1.0}
+    uniform = read_table(str(run / "weights_unweighted.parquet"), WEIGHTS).column("weight").to_pylist()
+    assert set(uniform) == {1.0}
 
 
-def test_demo_exports_and_distills_three_students(demo):
+def test_demo_generates_teacher_references_first_only_for_weight_above_zero(demo):
+    run, _, _, stderr = demo
+    weights = read_table(str(run / "weights_paced.parquet"), WEIGHTS)
+    positive = {p for p, w in zip(weights.column("problem_id").to_pylist(), weights.column("weight").to_pylist()) if w > 0}
+    active = read_table(str(run / "teacher_graded_active"), GRADES)
+    assert set(active.column("problem_id").to_pylist()) == positive
+    everything = read_table(str(run / "teacher_graded_all.parquet"), GRADES)
+    assert set(everything.column("problem_id").to_pylist()) == set(weights.column("problem_id").to_pylist())
+    assert f"PACED needs teacher references for {len(positive)} of 48 pool problems" in stderr
+
+
+def test_the_probe_skill_is_absent_from_every_export(demo):
     run, _, _, _ = demo
-    for name in ("paced", "unweighted", "hard_filter"):
+    probe = [json.loads(line) for line in (run / "problems_probe.jsonl").read_text().splitlines()]
+    probe_prompts = {p["prompt"] for p in probe}
+    exports = sorted(run.glob("data_*"))
+    assert [e.name for e in exports if e.is_dir()] == ["data_paced", "data_unweighted"]
+    for folder in (e for e in exports if e.is_dir()):
+        data = read_export(folder)
+        assert data.num_rows > 0
+        assert not probe_prompts & set(data.column("prompt").to_pylist()), folder
+        assert all(" - " not in prompt and "-" not in (reference or "") for prompt, reference in
+                   zip(data.column("prompt").to_pylist(), data.column("reference").to_pylist())), folder
+        if "skill" in data.column_names:
+            assert set(data.column("skill").to_pylist()) <= {"add", "mul"}, folder
+
+
+def test_demo_exports_and_distills_each_method(demo):
+    run, _, _, _ = demo
+    for name in ("paced", "unweighted"):
         data = read_export(run / f"data_{name}")
         assert data.num_rows > 0 and "reference" in data.column_names
-        final = run / "runs" / name / "final"
+    for method in ("unweighted", "PACED_fkl-then-rkl"):
+        final = run / "runs" / f"{method}-seed0" / "final"
         assert (final / "config.json").exists() and (final / "model.safetensors").exists()
-        stages = [json.loads(line)["stage"] for line in (run / "runs" / name / "metrics.jsonl").read_text().splitlines() if '"train"' in line]
-        assert stages == ["fkl"] * 3 + ["rkl"] * 3
+        records = [json.loads(line) for line in (run / "runs" / f"{method}-seed0" / "metrics.jsonl").read_text().splitlines()]
+        assert [r["stage"] for r in records if r["kind"] == "train"] == ["fkl"] * 3 + ["rkl"] * 3
+        assert [r["step"] for r in records if r["kind"] == "eval"] == [0, 3, 6]  # the learning curve
     uniform = read_export(run / "data_unweighted")
     assert set(uniform.column("weight").to_pylist()) == {1.0}
 
 
-def test_demo_prints_the_comparison_table(demo):
+def test_demo_prints_the_comparison_table_and_writes_the_curves(demo):
     run, result, _, stderr = demo
-    table = {row["student"]: row for row in result["table"]}
-    assert list(table) == ["teacher", "base", "paced", "unweighted", "hard filter"]
-    for row in table.values():
-        assert 0 <= row["hard"] <= 1 and 0 <= row["easy"] <= 1
-        assert row["hard_gain"] == pytest.approx(row["hard"] - table["base"]["hard"])
-    assert json.loads((run / "results.json").read_text())["table"] == result["table"]
-    assert "held-out accuracy" in stderr
+    rows = {row["method"]: row for row in result["rows"]}
+    assert list(rows) == ["base", "unweighted", "PACED fkl-then-rkl"]
+    for row in rows.values():
+        assert all(0 <= row[name] <= 1 for name in ("heldout", "hard", "probe"))
+    assert [step for step, _ in rows["unweighted"]["curve"]] == [0, 3, 6]
+    assert rows["PACED fkl-then-rkl"]["teacher_tokens"] <= rows["unweighted"]["teacher_tokens"]
+    paired = result["summary"]["paired"]["PACED fkl-then-rkl"]["heldout"]
+    assert paired["mean"] == pytest.approx(rows["PACED fkl-then-rkl"]["heldout"] - rows["unweighted"]["heldout"])
+    assert json.loads((run / "results.json").read_text())["rows"] == result["rows"]
+    assert (run / "learning_curves.png").read_bytes()[:4] == b"\x89PNG" and result["plot"].endswith("learning_curves.png")
+    assert "paired difference vs unweighted" in stderr and "learning curves:" in stderr

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from paced_curate.distill.data import collate
-from paced_curate.distill.losses import chunked_kl, problem_means, token_kl, weighted_problem_loss
+from paced_curate.distill.losses import akl_weights, chunked_kl, problem_means, token_kl, weighted_problem_loss
 from tests.test_distill_data import make_export, models, one_torch_thread, short_examples  # noqa: F401 (fixtures)
 
 
@@ -35,6 +35,80 @@ def slow_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, directio
     return torch.tensor(out, dtype=torch.float64).reshape(student_logits.shape[:-1])
 
 
+def slow_akl_weight(student_row: list[float], teacher_row: list[float], mu: float = 0.5) -> float:
+    """AKL's head weight as the paper words it: walk the teacher's tokens from the most likely,
+    the first always in the head, then each while the running teacher mass stays <= mu."""
+    ranked = sorted(range(len(teacher_row)), key=lambda v: -teacher_row[v])
+    head_gap = tail_gap = mass = 0.0
+    for rank, v in enumerate(ranked):
+        mass += teacher_row[v]
+        gap = abs(teacher_row[v] - student_row[v])
+        if rank == 0 or mass <= mu:
+            head_gap += gap
+        else:
+            tail_gap += gap
+    return 0.5 if head_gap + tail_gap == 0 else head_gap / (head_gap + tail_gap)
+
+
+def slow_akl(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
+    """AKL per position: head weight * fkl + (1 - head weight) * rkl, from the slow pieces, in float64."""
+    fkl, rkl = slow_kl(student_logits, teacher_logits, "fkl").flatten(), slow_kl(student_logits, teacher_logits, "rkl").flatten()
+    p_s = torch.softmax(student_logits.double(), -1).reshape(-1, student_logits.shape[-1]).tolist()
+    p_t = torch.softmax(teacher_logits.double(), -1).reshape(-1, teacher_logits.shape[-1]).tolist()
+    out = []
+    for i, (s_row, t_row) in enumerate(zip(p_s, p_t)):
+        head = slow_akl_weight(s_row, t_row)
+        out.append(head * fkl[i].item() + (1 - head) * rkl[i].item())
+    return torch.tensor(out, dtype=torch.float64).reshape(student_logits.shape[:-1])
+
+
+def test_akl_equals_the_slow_reference_on_random_logits():
+    generator = torch.Generator().manual_seed(5)
+    for scale in (0.5, 3.0, 8.0):  # flat teachers (wide head), peaked ones (head = the top token)
+        student = torch.randn(2, 3, 260, generator=generator) * scale
+        teacher = torch.randn(2, 3, 260, generator=generator) * scale
+        got = token_kl(student, teacher, "akl")
+        assert got.shape == (2, 3) and got.dtype == torch.float32
+        assert torch.allclose(got.double(), slow_akl(student, teacher), atol=1e-5, rtol=0)
+
+
+# (teacher probs, student probs, expected head weight, why)
+AKL_CASES = [
+    ([0.7, 0.1, 0.1, 0.1], [0.4, 0.2, 0.2, 0.2], 0.5, "peaked teacher: the head is the top token alone; gaps 0.3 | 0.3"),
+    ([0.25, 0.2, 0.2, 0.2, 0.15], [0.2, 0.25, 0.2, 0.2, 0.15], 1.0, "error only inside the head (top two, mass 0.45): akl is fkl"),
+    ([0.25, 0.2, 0.2, 0.2, 0.15], [0.25, 0.2, 0.25, 0.15, 0.15], 0.0, "error only in the tail: akl is rkl"),
+    ([0.5, 0.3, 0.2], [0.3, 0.3, 0.4], 0.5, "mass exactly mu stays in the head; 0.2 | 0.2"),
+    ([0.3, 0.3, 0.4], [0.3, 0.3, 0.4], 0.5, "student equals teacher: no gap, even split, loss 0"),
+    ([0.1, 0.2, 0.3, 0.4], [0.4, 0.3, 0.2, 0.1], 0.3 / 0.8, "the head is found by sorting the teacher, not by index order"),
+]
+
+
+@pytest.mark.parametrize("teacher, student, head, why", AKL_CASES, ids=[case[-1] for case in AKL_CASES])
+def test_akl_head_and_tail_weights(teacher, student, head, why):
+    p_t, p_s = torch.tensor([teacher], dtype=torch.float64), torch.tensor([student], dtype=torch.float64)
+    got_head, got_tail = akl_weights(p_s, p_t)
+    assert got_head.item() == pytest.approx(head, abs=1e-6), why
+    assert got_head.item() == pytest.approx(slow_akl_weight(student, teacher), abs=1e-6), why
+    assert (got_head + got_tail).item() == pytest.approx(1.0)
+    s_logits, t_logits = p_s.log().float(), p_t.log().float()
+    akl = token_kl(s_logits, t_logits, "akl").item()
+    expected = head * token_kl(s_logits, t_logits, "fkl").item() + (1 - head) * token_kl(s_logits, t_logits, "rkl").item()
+    assert akl == pytest.approx(expected, abs=1e-6), why
+
+
+def test_akl_gradient_treats_the_mixing_weights_as_constants():
+    generator = torch.Generator().manual_seed(6)
+    student = (torch.randn(4, 50, generator=generator) * 2).requires_grad_()
+    teacher = torch.randn(4, 50, generator=generator) * 2
+    token_kl(student, teacher, "akl").sum().backward()
+    got = student.grad.clone()
+    student.grad = None
+    head, tail = akl_weights(torch.softmax(student, -1).detach(), torch.softmax(teacher, -1))
+    (head * token_kl(student, teacher, "fkl") + tail * token_kl(student, teacher, "rkl")).sum().backward()
+    assert torch.allclose(got, student.grad, atol=1e-6)
+    assert teacher.grad is None
+
+
 @pytest.mark.parametrize("direction", ["fkl", "rkl"])
 def test_token_kl_equals_the_full_vocabulary_sum(direction):
     generator = torch.Generator().manual_seed(0)
@@ -46,7 +120,7 @@ def test_token_kl_equals_the_full_vocabulary_sum(direction):
     assert (got > 0).all()
 
 
-@pytest.mark.parametrize("direction", ["fkl", "rkl"])
+@pytest.mark.parametrize("direction", ["fkl", "rkl", "akl"])
 def test_token_kl_is_zero_when_student_equals_teacher(direction):
     logits = torch.randn(4, 5, 260, generator=torch.Generator().manual_seed(1)) * 5
     assert token_kl(logits, logits.clone(), direction).abs().max().item() < 1e-6
@@ -74,7 +148,7 @@ def _heads_and_hidden(seed: int = 2):
     return student_head, teacher_head, student_hidden, teacher_hidden, mask
 
 
-@pytest.mark.parametrize("direction", ["fkl", "rkl"])
+@pytest.mark.parametrize("direction", ["fkl", "rkl", "akl"])
 @pytest.mark.parametrize("chunk_size", [1, 3, 1000])
 def test_chunked_kl_equals_unchunked_in_value_and_gradient(direction, chunk_size):
     student_head, teacher_head, student_hidden, teacher_hidden, mask = _heads_and_hidden()
@@ -91,11 +165,13 @@ def test_chunked_kl_equals_unchunked_in_value_and_gradient(direction, chunk_size
     assert teacher_head.weight.grad is None
 
 
-def test_chunked_kl_matches_the_slow_reference():
+@pytest.mark.parametrize("direction", ["fkl", "akl"])
+def test_chunked_kl_matches_the_slow_reference(direction):
     student_head, teacher_head, student_hidden, teacher_hidden, mask = _heads_and_hidden(3)
     with torch.no_grad():
-        got = chunked_kl(student_hidden, teacher_hidden, student_head, teacher_head, mask, "fkl", 4)
-        expected = slow_kl(student_head(student_hidden)[mask], teacher_head(teacher_hidden)[mask], "fkl")
+        got = chunked_kl(student_hidden, teacher_hidden, student_head, teacher_head, mask, direction, 4)
+        s_logits, t_logits = student_head(student_hidden)[mask], teacher_head(teacher_hidden)[mask]
+        expected = slow_kl(s_logits, t_logits, "fkl") if direction == "fkl" else slow_akl(s_logits, t_logits)
     assert torch.allclose(got.double(), expected, atol=1e-5, rtol=0)
 
 

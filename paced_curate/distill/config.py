@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from paced_curate.errors import ConfigError
 from paced_curate.rollout.prompts import DEFAULT_TEMPLATE, PromptFormat
 
-LOSSES = ("fkl", "rkl", "fkl-then-rkl")
+LOSSES = ("fkl", "rkl", "fkl-then-rkl", "akl")
 WEIGHTING = ("on", "off")
 DEVICES = ("auto", "cpu", "cuda")
 NOT_IN_SETTINGS = (
@@ -36,7 +36,7 @@ class DistillConfig:
     output: str
     """Run directory: metrics.jsonl, checkpoints/, final/ (the trained student)."""
     loss: str = "fkl"
-    """fkl (KL(teacher||student) on the references), rkl (KL(student||teacher) on student samples) or fkl-then-rkl."""
+    """fkl (KL(teacher||student) on the references), rkl (KL(student||teacher) on student samples), fkl-then-rkl, or akl (adaptive mix of the two per token, Wu et al. 2024, on the references)."""
     switch_at: float = 0.5
     """fkl-then-rkl: fraction of the steps trained with fkl: floor(switch_at * steps), at least 1 and at most steps - 1."""
     weights: str = "on"

@@ -5,6 +5,13 @@ full-vocabulary computation.
 
 Forward KL (`fkl`, mode covering) is KL(p_teacher || p_student) = sum_v p_t(v) (log p_t(v) - log p_s(v));
 reverse KL (`rkl`, mode seeking) is KL(p_student || p_teacher) = sum_v p_s(v) (log p_s(v) - log p_t(v)).
+Adaptive KL (`akl`, Wu et al. 2024, "Rethinking Kullback-Leibler Divergence in Knowledge
+Distillation for Large Language Models", arXiv:2404.02657) mixes the two per position by where
+the student is wrong: sort the teacher's vocabulary by probability; the head is the top token
+and every further token whose cumulative teacher probability stays <= mu (0.5), the tail is
+the rest; with g_head = sum_head |p_t - p_s| and g_tail = sum_tail |p_t - p_s|,
+AKL = g_head / (g_head + g_tail) * FKL + g_tail / (g_head + g_tail) * RKL. The mixing weights
+are constants (no gradient), as in the authors' code (github.com/wutaiqiang/LLM_KD_AKL).
 Gradients flow through the student only.
 
     kl = chunked_kl(student_hidden, teacher_hidden, student.lm_head, teacher.lm_head, mask, "fkl", chunk_size=1024)
@@ -19,7 +26,11 @@ import torch
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
-DIRECTIONS = ("fkl", "rkl")
+DIRECTIONS = ("fkl", "rkl", "akl")
+REFERENCE_STAGES = frozenset({"fkl", "akl"})
+"""Losses computed on the teacher's references (teacher forcing); rkl is computed on the student's own samples."""
+AKL_MU = 0.5
+"""AKL's head mass: the head holds the teacher's top tokens up to this cumulative probability (the paper's mu)."""
 
 
 def token_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, direction: str) -> torch.Tensor:
@@ -28,7 +39,8 @@ def token_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, directi
     Args:
         student_logits: [..., V] logits of the student (any float dtype; computed in float32).
         teacher_logits: [..., V] logits of the teacher, same shape.
-        direction: "fkl" for KL(teacher || student), "rkl" for KL(student || teacher).
+        direction: "fkl" for KL(teacher || student), "rkl" for KL(student || teacher), "akl" for
+            their adaptive mix (`akl_weights`; module docstring).
 
     Returns:
         [...] float32 KL per position (>= 0 up to rounding); gradients reach the student's logits only.
@@ -39,7 +51,39 @@ def token_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, directi
         return (teacher.exp() * (teacher - student)).sum(-1)
     if direction == "rkl":
         return (student.exp() * (student - teacher)).sum(-1)
+    if direction == "akl":
+        forward = (teacher.exp() * (teacher - student)).sum(-1)
+        reverse = (student.exp() * (student - teacher)).sum(-1)
+        head, tail = akl_weights(student.detach().exp(), teacher.exp())
+        return head * forward + tail * reverse
     raise ValueError(f"direction must be one of {DIRECTIONS}, not {direction!r}")
+
+
+def akl_weights(student_probs: torch.Tensor, teacher_probs: torch.Tensor, mu: float = AKL_MU) -> tuple[torch.Tensor, torch.Tensor]:
+    """AKL's mixing weights: the share of the student's error in the teacher's head and in its tail.
+
+    Source: Wu et al. 2024, arXiv:2404.02657, section 4 (head/tail split at cumulative teacher
+    probability mu; the top token is always in the head, as in the authors' code).
+
+    Args:
+        student_probs: [..., V] the student's next-token probabilities (treated as constants).
+        teacher_probs: [..., V] the teacher's, same shape.
+        mu: cumulative teacher probability that bounds the head.
+
+    Returns:
+        (head, tail): [...] float32 each, g_head / (g_head + g_tail) and g_tail / (g_head + g_tail),
+        summing to 1; 0.5 each where the two distributions are equal (both gaps 0).
+    """
+    sorted_teacher, order = teacher_probs.float().sort(dim=-1, descending=True)
+    gap = (sorted_teacher - student_probs.float().gather(-1, order)).abs()
+    in_tail = sorted_teacher.cumsum(-1) > mu
+    in_tail[..., 0] = False
+    g_head = gap.masked_fill(in_tail, 0.0).sum(-1)
+    g_tail = gap.masked_fill(~in_tail, 0.0).sum(-1)
+    total = g_head + g_tail
+    safe = total.clamp(min=torch.finfo(total.dtype).tiny)
+    head = torch.where(total > 0, g_head / safe, torch.full_like(total, 0.5))
+    return head, 1.0 - head
 
 
 def _chunk_kl(
@@ -72,7 +116,7 @@ def chunked_kl(
         student_head: the student's output layer (hidden -> logits).
         teacher_head: the teacher's output layer.
         positions_mask: [B, T] bool, True where the logits predict a response token.
-        direction: "fkl" or "rkl" (see `token_kl`).
+        direction: "fkl", "rkl" or "akl" (see `token_kl`).
         chunk_size: positions per chunk.
 
     Returns:

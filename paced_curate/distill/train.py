@@ -33,7 +33,7 @@ import torch
 from paced_curate.distill.checkpoint import load_trainer_state, save_checkpoint, save_final, set_rng_state, trainer_state
 from paced_curate.distill.config import DistillConfig
 from paced_curate.distill.data import batch_indices, collate, load_examples, micro_batches, read_train_split, train_digest, unweighted_note
-from paced_curate.distill.losses import problem_means, weighted_problem_loss
+from paced_curate.distill.losses import REFERENCE_STAGES, problem_means, weighted_problem_loss
 from paced_curate.distill.models import OutputLayers, eos_ids, load_pair, load_tokenizers, response_kl, sample_responses
 from paced_curate.distill.rundir import METRICS, MetricsLog, check_resume, prepare_run_dir, write_run_file
 from paced_curate.errors import ConfigError, PacedError
@@ -123,7 +123,7 @@ def run_distill(config: DistillConfig) -> DistillResult:
 
     # ---- device, data and tokenizer, checked before anything heavy is loaded or anything is deleted
     device = _device(config.device)
-    table = read_train_split(config.shards, need_reference="fkl" in stages)
+    table = read_train_split(config.shards, need_reference=bool(REFERENCE_STAGES & set(stages)))
     if config.weights == "off" and (note := unweighted_note(config.shards)):
         say(note)  # #14: --weights off on a filtered export is not the unweighted baseline
     tokenizer = load_tokenizers(config.student, config.teacher)
@@ -218,7 +218,7 @@ def run_distill(config: DistillConfig) -> DistillResult:
             tokens = input_tokens = 0
             copies: dict[int, int] = {}  # an example twice in one batch (batches span epochs) gets two samples
             for chunk in micro_batches(batch_examples, micro):
-                if stage == "fkl":
+                if stage in REFERENCE_STAGES:
                     responses = [e.response_ids for e in chunk]
                 else:
                     seeds = [problem_seed(config.seed, _rkl_seed_key(step, e.row, copies)) for e in chunk]

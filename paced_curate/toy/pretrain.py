@@ -22,9 +22,9 @@ from pathlib import Path
 from paced_curate.report import say
 from paced_curate.toy.models import TinyModelSpec, qwen2_config, save_model
 from paced_curate.toy.tokenizer import build_char_tokenizer
-from paced_curate.toy.world import make_problems
+from paced_curate.toy.world import make_mixture
 
-CACHE_VERSION = 1
+CACHE_VERSION = 3
 """Bump when the training code changes in a way that changes the models."""
 
 
@@ -43,7 +43,9 @@ class PretrainSpec:
     warmup_steps: int = 100
     """Linear warmup steps before the cosine decay to lr / 10."""
     terms: tuple[int, int] = (2, 7)
-    """Range of the number of terms in training problems."""
+    """Range of the number of terms in training problems (additions)."""
+    skills: tuple[tuple[str, float], ...] = (("add", 1.0),)
+    """(skill, share) pairs of the training mixture (`toy.world.SKILLS`); a skill left out is never seen."""
     data_seed: int = 1000
     """reasoning-gym seed of the training problems (held-out sets use other seeds)."""
 
@@ -86,7 +88,7 @@ def pretrain(spec: PretrainSpec, output: Path) -> Path:
     tokenizer = build_char_tokenizer()
     model = Qwen2ForCausalLM(qwen2_config(spec.model, tokenizer))
     model.train()
-    problems = make_problems(spec.data_seed, spec.steps * spec.batch_size, spec.terms, prefix="train")
+    problems = make_mixture(spec.data_seed, spec.steps * spec.batch_size, dict(spec.skills), spec.terms, prefix="train")
     prompts = tokenizer([p.prompt + "\n" for p in problems], add_special_tokens=False).input_ids
     solutions = tokenizer([p.solution for p in problems], add_special_tokens=False).input_ids
     eos = tokenizer.eos_token_id
