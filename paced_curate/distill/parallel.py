@@ -185,6 +185,8 @@ class Fsdp(Local):
         self.call = fully_shard(_StudentCall(student, teacher, vocab_size), mesh=mesh)
         # Sum the ranks' gradients: each rank's loss is already divided by the global batch size.
         self.call.set_gradient_divide_factor(1.0)
+        # A plain SUM reduce-scatter: gloo has no PREMUL_SUM, and a factor of 1 needs no scaling anyway.
+        self.call.set_force_sum_reduction_for_comms(True)
 
     def share(self, examples: list) -> list:
         return examples[self.rank :: self.world]
