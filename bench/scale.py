@@ -12,7 +12,7 @@ Distill: `paced distill` on a tiny student/teacher as one process and under
 per second of step time from each run's --json result. On a 2-core machine both ranks share
 the two cores, so little gain is expected; the point is the overhead of sharding.
 
-    .venv/bin/python bench/scale.py            # rollout: 768 problems x 8 samples x 64 tokens; distill 30 steps
+    .venv/bin/python bench/scale.py            # rollout: 256 problems x 8 samples x 64 tokens, 2 rounds; distill 30 steps
     .venv/bin/python bench/scale.py --quick    # 128 problems, distill 10 steps
 
 Prints a table, then one JSON line, and writes bench/results/scale.json.
@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--problems", type=int, default=768)
+    parser.add_argument("--problems", type=int, default=256)
     parser.add_argument("--samples", type=int, default=8)
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=2)

@@ -120,8 +120,8 @@ def test_a_killed_two_rank_run_resumes_to_the_uninterrupted_result(data, models,
     while not target.exists() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.002)
     os.killpg(process.pid, signal.SIGKILL)  # torchrun and both ranks, mid-run
-    process.wait()
-    assert target.exists(), process.stderr.read().decode()[-4000:]
+    _, stderr = process.communicate()
+    assert target.exists(), stderr.decode()[-4000:]
     assert not (run_dir / "final").exists(), "the run finished before it was killed; the test did not interrupt it"
     resumed = subprocess.run(torchrun_command(data, models, run_dir, "--resume"), env=environment(), capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-4000:]

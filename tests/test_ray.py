@@ -96,9 +96,9 @@ def test_a_killed_ray_driver_resumes_to_the_local_rows(ray_local, problems, tiny
     while not part_files(out) and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
     os.killpg(process.pid, signal.SIGKILL)  # the driver and the Ray instance it started
-    process.wait()
+    _, stderr = process.communicate()
     written = part_files(out)
-    assert written, process.stderr.read().decode()[-3000:]
+    assert written, stderr.decode()[-3000:]
     assert len(written) < len(part_files(local_hf)), "the run ended before it was killed"
     result = run_rollout(replace(hf_config(problems, tiny_model, out, problems_per_part=5), ray="auto"))
     assert result.skipped == 5 * len(written) and result.generated == 24 - result.skipped
