@@ -35,10 +35,11 @@ RAY_OBJECT_STORE = 300 * 2**20
 def ray_local():
     """A local Ray instance with 2 CPUs and a small object store, shut down after the module."""
     ray = pytest.importorskip("ray")
-    # Workers import paced (and these tests' actor subclass) from this checkout.
+    # Workers import paced from this checkout, and this module's actor subclass as pytest named
+    # it (`test_ray`, from the tests folder, which is not a package).
     ray.init(
         num_cpus=2, object_store_memory=RAY_OBJECT_STORE, include_dashboard=False, logging_level="WARNING",
-        runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}},
+        runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")])}},
     )
     yield ray
     ray.shutdown()
