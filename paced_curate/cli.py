@@ -108,6 +108,7 @@ def rollout_command(
     problems_per_part: Annotated[int, typer.Option("--problems-per-part", help="Problems per part file.")] = 256,
     shard: Annotated[Optional[str], typer.Option(help="I/N: generate only every N-th problem, starting at I.")] = None,
     gpus: Annotated[Optional[str], typer.Option(help="Comma-separated GPU ids: one shard process per GPU.")] = None,
+    ray: Annotated[Optional[str], typer.Option(help="Run on a Ray cluster: local, auto, or its address; one engine per GPU (#17).")] = None,
     overwrite: Annotated[bool, typer.Option(help="Delete an existing output and start afresh.")] = False,
     tensor_parallel_size: Annotated[int, typer.Option("--tensor-parallel-size", help="vllm: GPUs per engine.")] = 1,
     gpu_memory_utilization: Annotated[
@@ -145,7 +146,7 @@ def rollout_command(
         max_tokens=max_tokens, seed=seed, engine=engine,
         prompt_format=PromptFormat(template=template, system_prompt=system_prompt, chat_template=chat_template),
         fields=FieldMap(id_field=id_field, prompt_field=prompt_field, answer_field=answer_field, split=split),
-        problems_per_part=problems_per_part, shard=shard, gpus=tuple(g.strip() for g in gpus.split(",")) if gpus else (),
+        problems_per_part=problems_per_part, shard=shard, gpus=tuple(g.strip() for g in gpus.split(",")) if gpus else (), ray=ray,
         overwrite=overwrite, tensor_parallel_size=tensor_parallel_size, gpu_memory_utilization=gpu_memory_utilization,
         max_model_len=max_model_len, dtype=dtype, batch_size=batch_size, max_in_flight=max_in_flight, base_url=base_url, api_key=api_key,
         tokenizer=tokenizer, concurrency=concurrency, request_timeout=request_timeout, max_retries=max_retries,
@@ -189,6 +190,7 @@ def grade_command(
     sample_index_field: Annotated[
         Optional[str], typer.Option("--sample-index-field", help="Column holding the sample index (default: row order per problem).")
     ] = None,
+    ray: Annotated[Optional[str], typer.Option(help="Grade as Ray CPU tasks: local, auto, or a cluster address (#17).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as one JSON document on stdout.")] = False,
 ) -> None:
     """Give every sample a verdict (math-verify by default) with a hard timeout per sample.
@@ -204,7 +206,7 @@ def grade_command(
         rollouts=rollouts, output=output, grader=grader, timeout=timeout, truncated=truncated, errors=errors,
         tolerance=tolerance, audit=audit, rows_per_part=rows_per_part, overwrite=overwrite, answer_format=answer_format,
         problems=problems, id_field=id_field, completion_field=completion_field, answer_field=answer_field,
-        sample_index_field=sample_index_field,
+        sample_index_field=sample_index_field, ray=ray,
         **({} if workers is None else {"workers": workers}),
         **({} if reasoning_tags is None else {"reasoning_tags": tuple(reasoning_tags)}),
     )
@@ -475,7 +477,7 @@ def distill_command(
     )
     result = run_distill(config)
     render_distill_result(result)
-    if as_json:
+    if as_json and os.environ.get("RANK", "0") == "0":  # (#17) under torchrun, one result: rank 0's
         print_json(result.as_dict())
 
 

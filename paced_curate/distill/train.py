@@ -30,11 +30,12 @@ from pathlib import Path
 
 import torch
 
-from paced_curate.distill.checkpoint import load_trainer_state, save_checkpoint, save_final, set_rng_state, trainer_state
+from paced_curate.distill import parallel
+from paced_curate.distill.checkpoint import load_trainer_state, set_rng_state, trainer_state
 from paced_curate.distill.config import DistillConfig
 from paced_curate.distill.data import batch_indices, collate, load_examples, micro_batches, read_train_split, train_digest, unweighted_note
 from paced_curate.distill.losses import REFERENCE_STAGES, problem_means, weighted_problem_loss
-from paced_curate.distill.models import OutputLayers, eos_ids, load_pair, load_tokenizers, response_kl, sample_responses
+from paced_curate.distill.models import OutputLayers, eos_ids, load_pair, load_tokenizers
 from paced_curate.distill.rundir import METRICS, MetricsLog, check_resume, prepare_run_dir, write_run_file
 from paced_curate.errors import ConfigError, PacedError
 from paced_curate.report import console, key_value_table, say, show
@@ -122,7 +123,8 @@ def run_distill(config: DistillConfig) -> DistillResult:
     stages = config.stages()
 
     # ---- device, data and tokenizer, checked before anything heavy is loaded or anything is deleted
-    device = _device(config.device)
+    par = parallel.start(config, _device(config.device))  # (#17) Local, or FSDP2 under torchrun
+    device = par.device
     table = read_train_split(config.shards, need_reference=bool(REFERENCE_STAGES & set(stages)))
     if config.weights == "off" and (note := unweighted_note(config.shards)):
         say(note)  # #14: --weights off on a filtered export is not the unweighted baseline
@@ -138,7 +140,7 @@ def run_distill(config: DistillConfig) -> DistillResult:
     batch_size, micro = config.batch_size, config.resolved_micro_batch_size
 
     # ---- run directory: fresh, overwritten, or resumed from its newest checkpoint
-    checkpoint = prepare_run_dir(run_dir, config)
+    checkpoint = par.run_on_main(prepare_run_dir, run_dir, config)  # (#17)
     state = load_trainer_state(checkpoint) if checkpoint else None
     if state is not None:
         check_resume(state, config, digest, checkpoint)
@@ -150,12 +152,13 @@ def run_distill(config: DistillConfig) -> DistillResult:
 
     # ---- models
     student, teacher = load_pair(
-        config.student, config.teacher, device, student_from=str(checkpoint) if checkpoint else None,
+        config.student, config.teacher, device, student_from=par.student_from(checkpoint),  # (#17)
         gradient_checkpointing=config.gradient_checkpointing,
     )
     heads = OutputLayers.of(student, teacher, vocab_size=len(tokenizer))
     stop_tokens, pad_id = eos_ids(student, tokenizer), tokenizer.pad_token_id
     pad_id = stop_tokens[0] if pad_id is None else pad_id
+    par.prepare(student, teacher, heads, len(tokenizer))  # (#17) FSDP2 shards the student here
 
     # ---- optimizer and schedule: AdamW, decay on matrices only; warm-up then cosine
     matrices = [p for p in student.parameters() if p.requires_grad and p.dim() >= 2]
@@ -167,13 +170,14 @@ def run_distill(config: DistillConfig) -> DistillResult:
     schedule = functools.partial(_lr_factor, lr=config.lr, min_lr=config.resolved_min_lr, warmup=config.warmup_steps, total=total)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     if state is not None:
-        optimizer.load_state_dict(state["optimizer"])
+        par.load_optimizer(optimizer, state, checkpoint)  # (#17)
         scheduler.load_state_dict(state["scheduler"])
         set_rng_state(state["rng"])
 
     # ---- metrics log and run record
-    metrics = MetricsLog(run_dir / METRICS, keep_through=start_step)
-    write_run_file(run_dir, config, total=total, switch=switch, skipped=report.skipped_long_prompts, start_step=start_step)
+    metrics = MetricsLog(run_dir / METRICS, keep_through=start_step) if par.is_main else contextlib.nullcontext()  # (#17)
+    if par.is_main:  # (#17)
+        write_run_file(run_dir, config, total=total, switch=switch, skipped=report.skipped_long_prompts, start_step=start_step)
     say(
         f"distill: {len(examples):,} examples, {total:,} steps of {batch_size} ({_stage_plan(stages, switch, total)}), "
         f"weights {config.weights}, {device.type}" + (f", resuming after step {start_step} from {checkpoint}" if checkpoint else "")
@@ -217,32 +221,36 @@ def run_distill(config: DistillConfig) -> DistillResult:
             kl_sum = torch.zeros((), device=device)
             tokens = input_tokens = 0
             copies: dict[int, int] = {}  # an example twice in one batch (batches span epochs) gets two samples
-            for chunk in micro_batches(batch_examples, micro):
+            for chunk in micro_batches(par.share(batch_examples), micro):  # (#17) this rank's share
                 if stage in REFERENCE_STAGES:
                     responses = [e.response_ids for e in chunk]
                 else:
                     seeds = [problem_seed(config.seed, _rkl_seed_key(step, e.row, copies)) for e in chunk]
                     budgets = [min(config.rkl_max_tokens, max_length - len(e.prompt_ids)) for e in chunk]
                     with autocast():
-                        responses = sample_responses(
-                            student, [e.prompt_ids for e in chunk], seeds, budgets,
+                        responses = par.sample(  # (#17)
+                            [e.prompt_ids for e in chunk], seeds, budgets,
                             temperature=config.rkl_temperature, eos=stop_tokens, pad_id=pad_id,
                         )
                 batch = collate(chunk, responses, pad_id)
                 input_tokens += int(batch.attention_mask.sum())  # counted on the CPU copy: no GPU sync
                 batch = batch.to(device)
                 with autocast():
-                    kl = response_kl(student, teacher, batch, stage, config.chunk_size, heads)
+                    kl = par.kl(batch, stage, config.chunk_size)  # (#17)
                 loss = weighted_problem_loss(kl, batch.token_problem, batch.weights, batch_size)
                 loss.backward()
                 loss_sum += loss.detach()
                 kl_sum += problem_means(kl.detach(), batch.token_problem, len(chunk)).sum()
                 tokens += batch.num_tokens
+            loss_sum, kl_sum, tokens, input_tokens = par.total(  # (#17) sums over ranks
+                loss_sum, kl_sum, torch.tensor(float(tokens)), torch.tensor(float(input_tokens))
+            )
+            tokens, input_tokens = int(tokens), int(input_tokens)
             # note: a CPU-GPU sync point; the check needs the value before the weights change.
             loss_value = loss_sum.item()
             if not math.isfinite(loss_value):
                 raise _non_finite(step + 1, "loss", loss_value, last_checkpoint)
-            grad_norm = torch.nn.utils.clip_grad_norm_(student.parameters(), config.grad_clip or math.inf).item()
+            grad_norm = par.clip_grad_norm(student.parameters(), config.grad_clip or math.inf)  # (#17)
             if not math.isfinite(grad_norm):
                 raise _non_finite(step + 1, "gradient norm", grad_norm, last_checkpoint)
             lr = scheduler.get_last_lr()[0]
@@ -260,7 +268,8 @@ def run_distill(config: DistillConfig) -> DistillResult:
                 "lr": lr, "grad_norm": grad_norm, "tokens": tokens, "input_tokens": input_tokens, "tokens_per_s": tokens / seconds,
                 "dt_ms": seconds * 1000, "elapsed_s": time.perf_counter() - loop_started,
             }
-            metrics.write(record)
+            if par.is_main:  # (#17)
+                metrics.write(record)
             progress.update(done, record)
             if done % config.log_every == 0 or done in (start_step + 1, total):
                 say(_log_line(record))
@@ -269,14 +278,14 @@ def run_distill(config: DistillConfig) -> DistillResult:
                     done, optimizer, scheduler, settings=config.settings(), data_digest=digest, total=total,
                     batch_size=batch_size, num_examples=len(examples),
                 )
-                last_checkpoint = save_checkpoint(run_dir, done, student, tokenizer, to_save, config.keep_checkpoints)
+                last_checkpoint = par.save_checkpoint(run_dir, done, tokenizer, to_save, config.keep_checkpoints, optimizer)  # (#17)
                 checkpoints.append(str(last_checkpoint))
             if eval_problems is not None and config.eval_every and done % config.eval_every == 0:
                 evaluate(done)
         if eval_problems is not None and (not evaluations or evaluations[-1]["step"] != total):
             evaluate(total)
 
-    final = save_final(run_dir, student, tokenizer)
+    final = par.save_final(run_dir, tokenizer)  # (#17) gathered once, saved by rank 0
     result = DistillResult(
         output=config.output, final_model=str(final), steps=total, start_step=start_step,
         stages=_stage_ranges(stages, switch, total), examples=len(examples),
@@ -286,9 +295,11 @@ def run_distill(config: DistillConfig) -> DistillResult:
         data={"rows": report.rows, "skipped_long_prompts": len(report.skipped_long_prompts),
               "truncated_references": report.truncated_references, "max_length": max_length},
     )
-    write_run_file(
-        run_dir, config, total=total, switch=switch, skipped=report.skipped_long_prompts, start_step=start_step, result=result.as_dict()
-    )
+    if par.is_main:  # (#17)
+        write_run_file(
+            run_dir, config, total=total, switch=switch, skipped=report.skipped_long_prompts, start_step=start_step, result=result.as_dict()
+        )
+    par.close()
     return result
 
 

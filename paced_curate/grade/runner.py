@@ -98,6 +98,8 @@ class GradeConfig:
             id_field=self.id_field, completion_field=self.completion_field, answer_field=self.answer_field,
             sample_index_field=self.sample_index_field, problems=self.problems,
         )
+    ray: str | None = None
+    """Grade as Ray CPU tasks on a cluster: local, auto, or an address; --workers is then unused (#17)."""
 
     def __post_init__(self) -> None:
         problems = []
@@ -111,6 +113,8 @@ class GradeConfig:
             problems.append(f"--errors must be one of {', '.join(ERROR_POLICIES)} (got {self.errors!r})")
         if self.tolerance is not None and not self.tolerance >= 0:
             problems.append(f"--tolerance must be >= 0 (got {self.tolerance})")
+        if self.ray is not None and not self.ray.strip():  # (#17)
+            problems.append("--ray needs an address: local, auto, or HOST:PORT / ray://HOST:PORT")
         if self.rows_per_part < 1:
             problems.append(f"--rows-per-part must be at least 1 (got {self.rows_per_part})")
         if self.answer_format not in ANSWER_FORMATS:
@@ -339,7 +343,13 @@ def run_grade(config: GradeConfig) -> GradeResult:
     if config.output == STDIO:
         claim_stdout()  # before the pool starts, so no worker inherits the data stream
     # The pool's fork server starts now and imports math-verify while the input is read.
-    with GradingPool(specs, workers=config.workers, timeout=config.timeout) as pool:
+    if config.ray is None:
+        pool = GradingPool(specs, workers=config.workers, timeout=config.timeout)
+    else:  # (#17) the same tasks as Ray CPU tasks, each with its own hard-kill pool
+        from paced_curate.grade.ray_grade import ray_grading_pool
+
+        pool = ray_grading_pool(config.ray, specs, timeout=config.timeout)
+    with pool as pool:
         return _grade_into_output(config, specs, pool)
 
 

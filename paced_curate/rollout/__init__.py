@@ -6,7 +6,8 @@
 Modules: config.py (settings and up-front checks), prompts.py (template and chat template),
 requests.py (what engines take and give; seeds), runner.py (ordering, resume, parts),
 engines.py (start and cache engines), vllm_engine.py, hf_engine.py, openai_engine.py,
-launch.py (one shard process per GPU), summary.py (numbers about a rollouts table).
+launch.py (one shard process per GPU), ray_rollout.py (engines as Ray Data actors), dispatch.py
+(`run_rollout`: picks one of the three), summary.py (numbers about a rollouts table).
 """
 
 __all__ = ["RolloutConfig", "RolloutResult", "rollout_table", "run_rollout"]
@@ -18,6 +19,10 @@ def __getattr__(name: str):
         from paced_curate.rollout.config import RolloutConfig
 
         return RolloutConfig
+    if name == "run_rollout":  # (#17) the dispatcher: local, --gpus or --ray
+        from paced_curate.rollout.dispatch import run_rollout
+
+        return run_rollout
     if name in __all__:
         from paced_curate.rollout import runner
 

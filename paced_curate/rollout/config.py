@@ -56,6 +56,9 @@ class RolloutConfig:
     """I/N: generate only problems with index % N == I (written to OUTPUT/shard-I-of-N)."""
     gpus: tuple[str, ...] = ()
     """Launch one shard per listed GPU (CUDA_VISIBLE_DEVICES) and wait for all."""
+    ray: str | None = None
+    """Run the generation on a Ray cluster: local, auto, or an address; one engine replica per GPU (per
+    --tensor-parallel-size GPUs), one on a CPU-only cluster (#17)."""
     overwrite: bool = False
     """Delete an existing output and start afresh."""
     tensor_parallel_size: int = 1
@@ -114,6 +117,8 @@ class RolloutConfig:
             problems.append("--gpus writes one directory per shard; -o - is not possible")
         if (self.gpus or self.shard is not None) and self.output.lower().endswith(".parquet"):
             problems.append(f"-o {self.output}: shards are written as folders inside one output folder; name a folder")
+        if self.ray is not None:  # (#17)
+            problems.extend(_ray_problems(self))
         if self.engine == "openai" and not self.base_url:
             problems.append("--engine openai needs --base-url (e.g. http://127.0.0.1:8000/v1)")
         if self.generation_config not in GENERATION_CONFIG_MODES:
@@ -172,6 +177,22 @@ class RolloutConfig:
             "generation_config": self.generation_config,
             "checkpoint_sampling": self.checkpoint_sampling(),
         }
+
+
+def _ray_problems(config: RolloutConfig) -> list[str]:
+    """What `--ray` cannot be combined with (#17)."""
+    found = []
+    if not config.ray.strip():
+        found.append("--ray needs an address: local, auto, or HOST:PORT / ray://HOST:PORT")
+    if config.gpus:
+        found.append("--ray places one engine per GPU itself; drop --gpus")
+    if config.shard is not None:
+        found.append("--ray spreads the problems over the cluster itself; drop --shard")
+    if config.output == "-":
+        found.append("--ray writes part files to a directory; -o - is not possible")
+    if config.engine == "openai":
+        found.append("--ray runs engine replicas on the cluster; --engine openai talks to a server instead (use vllm or hf)")
+    return found
 
 
 def check_model(config: RolloutConfig) -> None:

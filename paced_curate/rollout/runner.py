@@ -60,17 +60,17 @@ class RolloutResult:
 
 
 def run_rollout(config: RolloutConfig) -> RolloutResult:
-    """Generate `config.samples` samples per problem and write the rollouts table.
+    """Generate `config.samples` samples per problem in this process and write the rollouts table.
+
+    `paced_curate.rollout.run_rollout` (rollout/dispatch.py) is the entry point that also
+    handles `--gpus` and `--ray`; this is its one-process path.
 
     Raises:
         ConfigError: a flag is out of range, or the model path is not a causal LM.
         InputError: the problem set is missing, empty or malformed.
         ResumeMismatch: the output holds a run made with other settings.
     """
-    if config.gpus:
-        from paced_curate.rollout.launch import launch_shards
-
-        return launch_shards(config)
+    # (#17) `--gpus` and `--ray` are picked by rollout/dispatch.py, which calls this for one process.
     check_model(config)
     problems = read_problems(config.problems, config.fields)
     if config.shard:
