@@ -140,17 +140,17 @@ def _export_of(tmp_path: Path, rows: list[dict]) -> Path:
 
 def test_an_example_twice_in_one_rkl_batch_gets_two_samples(tmp_path, models, monkeypatch):
     """Batch 4 over 2 examples: each example is in the batch twice and must be sampled twice, independently."""
-    import paced_curate.distill.train as train
+    import paced_curate.distill.parallel as parallel
 
     seen: list[tuple[list[int], list[int]]] = []
-    real = train.sample_responses
+    real = parallel.sample_responses
 
     def recording(student, prompts, seeds, budgets, **options):
         responses = real(student, prompts, seeds, budgets, **options)
         seen.extend(zip(map(tuple, prompts), seeds))
         return responses
 
-    monkeypatch.setattr(train, "sample_responses", recording)
+    monkeypatch.setattr(parallel, "sample_responses", recording)
     data = make_export(tmp_path, n=2, references=False)
     run_distill(DistillConfig(
         shards=str(data), student=str(models["student"]), teacher=str(models["teacher"]), output=str(tmp_path / "run"), loss="rkl",

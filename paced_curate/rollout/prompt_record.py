@@ -72,11 +72,12 @@ def inherited_prompt_record(path: str | Path) -> dict | None:
     """The prompt record of a stage output on disk (its first Parquet file's footer), or None.
 
     Args:
-        path: a Parquet file, or a folder of them (part files, shard folders).
+        path: a Parquet file, or a folder of them (part files, shard folders); any other file
+            (generations from another tool as JSONL, CSV, ...) has no record.
     """
     target = Path(path)
     if target.is_file():
-        return schema_record(pq.read_schema(target))
+        return schema_record(pq.read_schema(target)) if target.suffix.lower() == ".parquet" else None
     if target.is_dir():
         files = sorted(p for p in target.rglob("*.parquet") if not any(part.startswith(".") for part in p.parts[-2:]))
         if files:
