@@ -83,7 +83,8 @@ def main() -> None:
         "summary": summary,
         "rows": rows,
         "plot": str(plot.relative_to(ROOT)) if plot and plot.is_relative_to(ROOT) else (str(plot) if plot else None),
-        "setup": {k: v for k, v in _jsonable(config).items() if k != "workdir"},
+        # per-world fields (workdir, seed) and the demo's training-seed count do not describe the bench
+        "setup": {k: v for k, v in _jsonable(config).items() if k not in ("workdir", "seed", "seeds")},
         "seconds": time.perf_counter() - started,
         "command": " ".join(sys.argv),
         "versions": __import__("paced_curate.partdir", fromlist=["package_versions"]).package_versions(),

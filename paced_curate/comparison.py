@@ -17,6 +17,14 @@ from pathlib import Path
 
 from paced_curate.report import rows_table, say, show
 
+
+def _table(title: str, header: list[str], rows: list[list[str]]):
+    """`report.rows_table` with the student column kept whole (it would be cut to 'unweigh…' at 80 columns)."""
+    table = rows_table(title, header, rows)
+    table.columns[0].min_width = max(len(row[0]) for row in rows) if rows else 8
+    table.columns[0].no_wrap = True
+    return table
+
 METHODS = {
     # name: (weighting of the export, distillation loss); base (no training) is always evaluated too
     "unweighted": ("unweighted", "fkl-then-rkl"),
@@ -106,21 +114,22 @@ def _ci(entry: dict, digits: int = 3, signed: bool = False) -> str:
 
 
 def show_summary(summary: dict, seeds: int, what: str) -> None:
-    """Print the two tables (accuracy with 95% intervals; paired differences vs unweighted) on stderr."""
-    header = ["student", "held-out (pool)", "hard", "probe change", "train tokens", "teacher tokens", "steps to reach"]
-    rows = []
+    """Print three tables on stderr: accuracy with 95% intervals, costs, and paired differences vs unweighted."""
+    accuracy, costs = [], []
     for method, metrics in summary["methods"].items():
+        accuracy.append([method, _ci(metrics["heldout"]), _ci(metrics["hard"]), _ci(metrics["probe_change"], signed=True)])
         steps = summary["steps_to_reach"].get(method)
         reach = "" if steps is None else f"{steps['median'] if steps['median'] is not None else '-'} ({steps['reached']}/{steps['n']})"
-        rows.append([method, _ci(metrics["heldout"]), _ci(metrics["hard"]), _ci(metrics["probe_change"], signed=True),
-                     f"{metrics['train_tokens']['mean']:,.0f}", f"{metrics['teacher_tokens']['mean']:,.0f}", reach])
-    show(rows_table(f"accuracy, mean [95% interval] over {seeds} {what}; probe change < 0 is forgetting; "
-                    f"steps to reach unweighted's final held-out accuracy: median (reached/runs)", header, rows))
+        costs.append([method, f"{metrics['train_tokens']['mean']:,.0f}", f"{metrics['teacher_tokens']['mean']:,.0f}", reach])
+    show(_table(f"accuracy, mean [95% interval] over {seeds} {what}; probe change < 0 is forgetting",
+                ["student", "held-out (pool)", "hard", "probe change"], accuracy))
+    show(_table(f"cost, mean over {seeds} {what}; steps to reach unweighted's final held-out accuracy: median (reached/runs)",
+                ["student", "train tokens", "teacher tokens", "steps to reach"], costs))
     paired = [[method, _ci(m["heldout"], signed=True), _ci(m["hard"], signed=True), _ci(m["probe_change"], signed=True)]
               for method, m in summary["paired"].items()]
     if paired:
-        show(rows_table(f"paired difference vs {summary['reference']}, mean [95% interval] over {seeds} {what}; "
-                        "an interval that contains 0 is no evidence of a difference", ["student", "held-out (pool)", "hard", "probe change"], paired))
+        show(_table(f"paired difference vs {summary['reference']}, mean [95% interval] over {seeds} {what}; "
+                    "an interval that contains 0 is no evidence of a difference", ["student", "held-out (pool)", "hard", "probe change"], paired))
 
 
 def plot_curves(rows: list[dict], path: str | Path) -> Path | None:

@@ -12,7 +12,7 @@ comparison (README, "The built-in example"):
   pretrained on it; the student never sees a product, and its skill (partial products plus
   three-digit sums) is more than it can acquire in a distillation budget, so its pass rate is 0.
 - `sub`, the difference of two one-digit numbers: the **probe**. The student is pretrained on
-  it (and solves most); it is never in the distillation pool and the teacher never learns it,
+  it (the narrow student solves 0.1-0.2); it is never in the pool and the teacher never learns it,
   so a drop in it after distillation is forgetting (the part MMLU plays in the paper).
 
     Calculate 4 + 1 + 7.   ->  4+1=5          Calculate 37 * 8.  ->  30*8=240      Calculate 3 - 8.  ->  3-8=-5
