@@ -14,16 +14,17 @@ The rules (README "What counts as the answer" says the same):
    never closes (the output was cut), the answer is unreadable: `no_answer`, never an earlier
    box. Two boxes close together are not merged: the last one counts.
 3. Without a box (`--answer-format any`, the default): the text after the last "answer is" /
-   "Answer:" / "final answer is" / "correct option is" / GSM8K's "####" (to the end of its sentence, or its `$...$` span; the Minerva
-   format "Final Answer: The final answer is $x$. I hope it is correct." gives `x`), else what
-   each grader does on its own (math: math-verify's extraction; numeric: the last number;
-   exact and choice: a one-line completion). With `--answer-format boxed` a completion without
-   a box has no answer.
+   "Answer:" / "final answer is" / "correct option is" / GSM8K's "####" (to the end of its
+   sentence, or its `$...$` span; the Minerva format "Final Answer: The final answer is $x$. I
+   hope it is correct." gives `x`), else what each grader does on its own (math: math-verify's
+   extraction; numeric: the last number; exact and choice: a one-line completion). With
+   `--answer-format boxed` a completion without a box has no answer.
 
-    region = answer_region(completion, DEFAULT_TAGS)   # None: unclosed trace
+    tags = parse_reasoning_tags(DEFAULT_REASONING_TAGS)
+    region = answer_region(completion, tags)           # None: unclosed trace
     found, content = find_last_box(region)             # (True, None): last box left open
-    parse_number("\\\\$9{,}500")                          # 9500.0
-    choice_letter("\\\\boxed{E) 42 meters}")              # 'E'
+    parse_number("\\\\$9{,}500")                         # 9500.0
+    choice_letter("E) 42 meters")                      # 'E'
 """
 
 from __future__ import annotations
