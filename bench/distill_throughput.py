@@ -36,12 +36,26 @@ each take 2 * d FLOPs per pair), R the response tokens (the output layer runs on
 and d, L, V the width, depth and vocabulary. MFU = FLOPs / s / peak dense bf16 FLOPs
 (H100 SXM and H200: 989 TFLOPS; --peak-tflops for others).
 
+Real vocabulary (`--tokenizer qwen`, #13): the same CPU shapes with the Qwen2.5 tokenizer
+(`paced_curate.toy.qwen_vocab`) and 151,936 embedding rows, so the output layer dominates each
+step as in real models; paced must reach 1.5x TRL's tokens/s there. `--long-response N` makes
+every response N tokens (digits, one token each) to compare peak memory where TRL holds whole
+[batch, length, vocab] logits and paced one `--chunk-size` chunk at a time.
+
+Every setup runs under a memory cap (--memory-cap-gib, default 10): a child past it is killed
+(and RLIMIT_AS stops larger allocations at once), recorded as "out of memory" in the JSON, and
+the other setups go on; a setup that ran out of memory is not retried in later rounds.
+
     python bench/distill_throughput.py            # full CPU run (several minutes)
     python bench/distill_throughput.py --quick    # small, to check that it runs
+    python bench/distill_throughput.py --tokenizer qwen --problems 256 --steps 8 --warmup 2 --rounds 1 --memory-cap-gib 8
+    python bench/distill_throughput.py --tokenizer qwen --long-response 2048 --prompt-chars 64 --problems 16 --steps 2 \
+        --warmup 1 --batch-size 2 --micro-batch-size 1 --rounds 1 --chunk-size 512 --memory-cap-gib 8
     python bench/distill_throughput.py --gpu      # on a CUDA machine
 
 Prints a table, then one JSON line last; writes bench/results/distill_throughput.json
-(bench/results/distill_gpu.json with --gpu; bench/work/<name>_quick.json with --quick).
+(distill_throughput_qwen.json / distill_long_response_qwen.json with --tokenizer qwen;
+bench/results/distill_gpu.json with --gpu; bench/work/<name>_quick.json with --quick).
 """
 
 from __future__ import annotations
