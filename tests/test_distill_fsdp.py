@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ import torch
 from paced_curate.distill import DistillConfig, run_distill
 from paced_curate.errors import ConfigError
 from tests.conftest import free_port
+from tests.process_tree import kill_tree
 from tests.test_distill_data import SHORT, make_export, models, one_torch_thread  # noqa: F401 (fixtures)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -122,7 +122,7 @@ def test_a_killed_two_rank_run_resumes_to_the_uninterrupted_result(data, models,
     deadline = time.monotonic() + 300
     while not target.exists() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.002)
-    os.killpg(process.pid, signal.SIGKILL)  # torchrun and both ranks, mid-run
+    kill_tree(process.pid)  # torchrun and both ranks (torchrun starts them in sessions of their own), mid-run
     _, stderr = process.communicate()
     assert target.exists(), stderr.decode()[-4000:]
     assert not (run_dir / "final").exists(), "the run finished before it was killed; the test did not interrupt it"

@@ -7,7 +7,6 @@ part files, through a dying actor, a killed driver, and graders that hang, raise
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ from paced_curate.rollout import RolloutConfig, run_rollout
 from paced_curate.rollout.ray_rollout import EngineReplica, replica_plan, run_ray_rollout
 from paced_curate.schema import GRADES, ROLLOUTS, build_table
 from tests.conftest import assert_user_error, write_jsonl
+from tests.process_tree import kill_tree
 from tests.test_grade_pool import HANGS_MATH_VERIFY
 from tests.test_rollout import arithmetic_problems, hf_config
 
@@ -96,7 +96,7 @@ def test_a_killed_ray_driver_resumes_to_the_local_rows(ray_local, problems, tiny
     deadline = time.monotonic() + 240
     while not part_files(out) and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
-    os.killpg(process.pid, signal.SIGKILL)  # the driver and the Ray instance it started
+    kill_tree(process.pid)  # the driver and the Ray instance it started
     _, stderr = process.communicate()
     written = part_files(out)
     assert written, stderr.decode()[-3000:]
