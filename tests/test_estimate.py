@@ -28,6 +28,8 @@ from tests.conftest import assert_user_error
 
 TEMPLATE = "{prompt}\n"
 MAX_TOKENS = 40
+# The KV cache's share of RAM on CPU: a little is plenty for 16 short problems, and the suite shares the machine.
+GPU_MEMORY = 0.05
 # Columns that hold what was generated and graded (the rest is the problem, passed through).
 SAMPLE_COLUMNS = ["problem_id", "sample_index", "completion", "finish_reason", "completion_tokens", "prompt_tokens", "error"]
 
@@ -59,6 +61,7 @@ def rollout_config(problems, model, output, **changes) -> RolloutConfig:
     base = dict(
         problems=str(problems), model=str(model), output=str(output), engine="vllm", max_tokens=MAX_TOKENS, dtype="float32",
         prompt_format=PromptFormat(template=TEMPLATE, chat_template="off"), problems_per_part=4,
+        gpu_memory_utilization=GPU_MEMORY,
     )
     return RolloutConfig(**(base | changes))
 
@@ -182,6 +185,7 @@ def test_sigkill_mid_merge_or_mid_round_then_the_same_command(adaptive_run, prob
         sys.executable, "-m", "paced_curate", "estimate", str(problems), "--model", str(student), "-o", str(run), "--adaptive",
         "--min-samples", "2", "--max-samples", "8", "--round-samples", "2", "--tolerance", "0.06", "--max-tokens", str(MAX_TOKENS),
         "--template", TEMPLATE, "--chat-template", "off", "--dtype", "float32", "--problems-per-part", "4", "--workers", "2",
+        "--gpu-memory-utilization", str(GPU_MEMORY),
     ]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 600
