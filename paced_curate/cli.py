@@ -12,7 +12,6 @@ import functools
 import json
 import logging
 import os
-from pathlib import Path
 from typing import Annotated, Optional
 
 import typer

@@ -38,7 +38,6 @@ from paced_curate.grade.answers import (
     choice_letter,
     find_last_box,
     gold_letter,
-    last_boxed,
     last_number,
     math_box_text,
     parse_number,

@@ -86,7 +86,7 @@ def build_tiny_model(path: str | Path, spec: TinyModelSpec | None = None) -> Pat
         The folder, loadable with `AutoModelForCausalLM.from_pretrained` and `vllm.LLM`.
     """
     import torch
-    from transformers import GenerationConfig, Qwen2ForCausalLM
+    from transformers import Qwen2ForCausalLM
 
     spec = spec or TinyModelSpec()
     path = Path(path)
