@@ -5,32 +5,19 @@
     data.paced/manifest.json, data.paced/README.md   (manifest and dataset card)
 
 The data folder holds nothing but Parquet, so polars, pandas, pyarrow.dataset, DuckDB and
-`datasets` open it as it is. This follows the project's output-folder convention; the helpers
-here mirror `io.extras_dir` / `io.is_file_output` (issue #12) and can be replaced by them.
+`datasets` open it as it is. This follows the project's output-folder convention; it uses
+`io.extras_dir` / `io.is_file_output` (issue #12).
 An export written by an older paced (manifest inside the folder) is still read.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from paced_curate.errors import InputError
-from paced_curate.io import MANIFEST
+# The project's output-folder helpers (#12); export uses them as they are.
+from paced_curate.io import EXTRAS_SUFFIX, extras_dir, is_file_output, read_manifest  # noqa: F401
 
-EXTRAS_SUFFIX = ".paced"
 CARD = "README.md"
-
-
-def is_file_output(output: str | Path) -> bool:
-    """Whether `-o output` names one Parquet file (`NAME.parquet`) rather than a folder."""
-    return str(output).lower().endswith(".parquet")
-
-
-def extras_dir(output: str | Path) -> Path:
-    """`data/` -> `data.paced/`, `data.parquet` -> `data.parquet.paced/`: the manifest and card's folder."""
-    path = Path(output)
-    return path.with_name(path.name + EXTRAS_SUFFIX)
 
 
 def export_manifest(output: str | Path) -> dict | None:
@@ -39,14 +26,7 @@ def export_manifest(output: str | Path) -> dict | None:
     Raises:
         InputError: the manifest is not valid JSON.
     """
-    path = Path(output)
-    for candidate in (extras_dir(path) / MANIFEST, path / MANIFEST):
-        if candidate.is_file():
-            try:
-                return json.loads(candidate.read_text())
-            except (json.JSONDecodeError, UnicodeDecodeError) as error:
-                raise InputError(f"{candidate}: not valid JSON: {error}") from None
-    return None
+    return read_manifest(Path(output))
 
 
 def export_root(path: str | Path) -> Path:
