@@ -38,6 +38,7 @@ from paced_curate.grade.answers import (
     choice_letter,
     find_last_box,
     gold_letter,
+    last_boxed,  # noqa: F401  (re-exported: graders.last_boxed is public)
     last_number,
     math_box_text,
     parse_number,
