@@ -31,15 +31,15 @@ import time
 import pyarrow as pa
 
 from paced_curate.errors import ConfigError
-from paced_curate.problems import read_problems
 from paced_curate.ray_cluster import quiet_data_context, ray_cluster
 from paced_curate.report import StageProgress, say
-from paced_curate.rollout.config import RolloutConfig, check_model
-from paced_curate.rollout.prompts import render
-from paced_curate.rollout.requests import Request, Sample, Sampling, problem_seed
+from paced_curate.rollout.config import RolloutConfig
+from paced_curate.rollout.prompt_record import KEY as PROMPT_KEY
+from paced_curate.rollout.prompt_record import prompt_record
+from paced_curate.rollout.requests import Sample
 
 # runner.py's writer and sinks: the Ray path writes exactly what the one-process path writes.
-from paced_curate.rollout.runner import RolloutResult, _InOrderParts, _open_sink, _passthrough
+from paced_curate.rollout.runner import RolloutResult, _InOrderParts, make_request, run_with
 
 SAMPLES_SCHEMA = pa.schema([
     pa.field("index", pa.int64()), pa.field("sample_index", pa.int32()), pa.field("text", pa.large_string()),
@@ -63,7 +63,7 @@ class EngineReplica:
         self.engine = get_engine(config)
         if config.engine == "vllm":
             self.engine.max_in_flight = config.max_in_flight
-        self.sampling = Sampling(config.samples, config.temperature, config.top_p, config.max_tokens)
+        self.sampling = config.sampling()
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         columns = {name: [] for name in SAMPLES_SCHEMA.names}
@@ -79,10 +79,8 @@ class EngineReplica:
         return pa.table(columns, schema=SAMPLES_SCHEMA)
 
     def _requests(self, batch: pa.Table):
-        rows = batch.to_pylist()
-        for row in rows:
-            text, prompt_ids, chat = render(self.config.prompt_format, self.engine.tokenizer, row["prompt"], row.get("messages"))
-            yield Request(row["index"], row["problem_id"], text, prompt_ids, chat, problem_seed(self.config.seed, row["problem_id"]))
+        for row in batch.to_pylist():
+            yield make_request(self.config, self.engine.tokenizer, row["index"], row["problem_id"], row["prompt"], row.get("messages"))
 
 
 def replica_plan(cluster_resources: dict, tensor_parallel_size: int) -> tuple[int, dict]:
@@ -118,28 +116,15 @@ def run_ray_rollout(config: RolloutConfig, *, replica: type = EngineReplica) -> 
         ConfigError, InputError, ResumeMismatch: as `run_rollout`.
         PacedError: no Ray cluster answers at `config.ray`.
     """
-    check_model(config)
-    problems = read_problems(config.problems, config.fields)
-    passthrough = _passthrough(problems, config.problems)
-    ids = problems.column("problem_id").to_pylist()
-    sink = _open_sink(config)
-    done = sink.done_ids()
-    todo = [index for index, problem_id in enumerate(ids) if problem_id not in done]
-    if done:
-        say(f"resuming {sink.name}: {len(ids) - len(todo)} of {len(ids)} problems already done")
-    writer = _InOrderParts(todo, problems, passthrough, config.samples, config.problems_per_part, sink)
-    seconds = 0.0
-    if todo:
+    def generate(config, problems, todo, writer, sink) -> float:
+        from transformers import AutoTokenizer
+
+        # The driver renders nothing, but records how the actors render (#14), as the local path does.
+        sink.provenance[PROMPT_KEY] = prompt_record(config.prompt_format, AutoTokenizer.from_pretrained(config.model))
         with ray_cluster(config.ray) as ray:
-            seconds = _generate_on_ray(ray, config, problems, todo, writer, replica)
-    writer.flush(final=True)
-    result = RolloutResult(
-        output=config.output, problems=len(ids), skipped=len(ids) - len(todo), generated=len(todo),
-        samples=writer.samples, completion_tokens=writer.completion_tokens, prompt_tokens=writer.prompt_tokens,
-        truncated=writer.truncated, errors=writer.errors, seconds=seconds,
-    )
-    sink.finish(result)
-    return result
+            return _generate_on_ray(ray, config, problems, todo, writer, replica)
+
+    return run_with(config, generate, shard=False)
 
 
 def _generate_on_ray(ray, config: RolloutConfig, problems: pa.Table, todo: list[int], writer: _InOrderParts, replica: type) -> float:

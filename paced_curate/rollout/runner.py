@@ -71,9 +71,21 @@ def run_rollout(config: RolloutConfig) -> RolloutResult:
         ResumeMismatch: the output holds a run made with other settings.
     """
     # (#17) `--gpus` and `--ray` are picked by rollout/dispatch.py, which calls this for one process.
+    return run_with(config, _generate_here, shard=True)
+
+
+def run_with(config: RolloutConfig, generate, *, shard: bool) -> RolloutResult:
+    """The rollout skeleton every path shares: read, resume, generate the rest, write in order.
+
+    Args:
+        config: the rollout settings.
+        generate: `generate(config, problems, todo, writer, sink) -> seconds`; it must set
+            `sink.provenance[PROMPT_KEY]` and `writer.add` every problem of `todo`.
+        shard: apply `--shard I/N` (the Ray path takes every problem).
+    """
     check_model(config)
     problems = read_problems(config.problems, config.fields)
-    if config.shard:
+    if shard and config.shard:
         problems = problems.take(list(range(config.shard_index, problems.num_rows, config.shard_count)))
     passthrough = _passthrough(problems, config.problems)
     ids = problems.column("problem_id").to_pylist()
@@ -83,16 +95,7 @@ def run_rollout(config: RolloutConfig) -> RolloutResult:
     if done:
         say(f"resuming {sink.name}: {len(ids) - len(todo)} of {len(ids)} problems already done")
     writer = _InOrderParts(todo, problems, passthrough, config.samples, config.problems_per_part, sink, config.first_sample)
-    seconds = 0.0
-    if todo:
-        from paced_curate.rollout.engines import get_engine
-
-        engine = get_engine(config)
-        if config.engine == "vllm":
-            engine.max_in_flight = config.max_in_flight
-        # The export rebuilds the prompts from this record, so trainers see what the student saw (#14).
-        sink.provenance[PROMPT_KEY] = prompt_record(config.prompt_format, engine.tokenizer)
-        seconds = _generate(config, engine, problems, todo, writer)
+    seconds = generate(config, problems, todo, writer, sink) if todo else 0.0
     writer.flush(final=True)
     result = RolloutResult(
         output=config.output, problems=len(ids), skipped=len(ids) - len(todo), generated=len(todo),
@@ -101,6 +104,17 @@ def run_rollout(config: RolloutConfig) -> RolloutResult:
     )
     sink.finish(result)
     return result
+
+
+def _generate_here(config: RolloutConfig, problems: pa.Table, todo: list[int], writer: "_InOrderParts", sink) -> float:
+    from paced_curate.rollout.engines import get_engine
+
+    engine = get_engine(config)
+    if config.engine == "vllm":
+        engine.max_in_flight = config.max_in_flight
+    # The export rebuilds the prompts from this record, so trainers see what the student saw (#14).
+    sink.provenance[PROMPT_KEY] = prompt_record(config.prompt_format, engine.tokenizer)
+    return _generate(config, engine, problems, todo, writer)
 
 
 def rollout_table(config: RolloutConfig, problems: pa.Table, engine) -> pa.Table:
@@ -147,13 +161,17 @@ def _requests(config: RolloutConfig, problems: pa.Table, todo: list[int], tokeni
     prompts = problems.column("prompt")
     messages = problems.column("messages") if "messages" in problems.column_names else None
     for index in todo:
-        problem_id = ids[index].as_py()
-        text, prompt_ids, chat = render(
-            config.prompt_format, tokenizer, prompts[index].as_py(), messages[index].as_py() if messages is not None else None
+        yield make_request(
+            config, tokenizer, index, ids[index].as_py(), prompts[index].as_py(), messages[index].as_py() if messages is not None else None
         )
-        # Engines give the request's sample j the seed `seed + j`, so starting at first_sample
-        # draws exactly samples first_sample, first_sample + 1, ... of a longer run.
-        yield Request(index, problem_id, text, prompt_ids, chat, problem_seed(config.seed, problem_id) + config.first_sample)
+
+
+def make_request(config: RolloutConfig, tokenizer, index: int, problem_id: str, prompt: str, messages: list | None) -> Request:
+    """One problem's request: its rendered prompt and its seed (shared by the local and Ray paths)."""
+    text, prompt_ids, chat = render(config.prompt_format, tokenizer, prompt, messages)
+    # Engines give the request's sample j the seed `seed + j`, so starting at first_sample
+    # draws exactly samples first_sample, first_sample + 1, ... of a longer run.
+    return Request(index, problem_id, text, prompt_ids, chat, problem_seed(config.seed, problem_id) + config.first_sample)
 
 
 class _InOrderParts:
