@@ -103,6 +103,14 @@ def test_fixed_k_is_the_separate_stages_in_one_command(problems, student, tmp_pa
     assert (len(result.rounds), result.samples, result.samples_saved) == (1, 16 * 4, 0.0)
     assert not (tmp_path / "run" / "rounds").exists(), "the rounds' working copies are removed at the end"
     assert result.zero_weight_problems == int((weights.table.column("weight").to_numpy() == 0).sum())
+    # The prompt record reaches the weights as it does through the separate stages, so an export
+    # of an estimate run rebuilds the prompts the student saw (#14).
+    from paced_curate.rollout.prompt_record import inherited_prompt_record
+
+    expected = inherited_prompt_record(tmp_path / "weights.parquet")
+    assert expected is not None and expected["template"] == TEMPLATE
+    for name in ("rollouts", "graded", "weights.parquet"):
+        assert inherited_prompt_record(tmp_path / "run" / name) == expected, name
 
 
 def test_adaptive_samples_are_a_prefix_of_the_fixed_k_run_bitwise(adaptive_run, problems, student, tmp_path):

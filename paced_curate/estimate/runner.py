@@ -32,13 +32,29 @@ import pyarrow.compute as pc
 
 from paced_curate.errors import InputError, ResumeMismatch
 from paced_curate.estimate.config import EstimateConfig
-from paced_curate.estimate.plan import Policy, RoundPlan, assess, first_round, next_round, projected_total
+from paced_curate.estimate.plan import (
+    Policy,
+    RoundPlan,
+    assess,
+    first_round,
+    next_round,
+    projected_total,
+)
 from paced_curate.grade import run_grade
-from paced_curate.io import input_digest, read_manifest, read_table, write_json, write_parquet, write_table
+from paced_curate.io import (
+    input_digest,
+    read_manifest,
+    read_table,
+    write_json,
+    write_parquet,
+    write_table,
+)
 from paced_curate.partdir import PartDirectory, settings_hash
 from paced_curate.problems import FieldMap, read_problems
 from paced_curate.report import say
 from paced_curate.rollout import run_rollout
+from paced_curate.rollout.prompt_record import KEY as PROMPT_KEY
+from paced_curate.rollout.prompt_record import inherited_prompt_record
 from paced_curate.schema import GRADES, PROBLEMS, ROLLOUTS
 from paced_curate.weight import count_samples, run_weight
 
@@ -244,6 +260,9 @@ def _merge(run: Path, name: str, spec, rounds: int, ids: list[str], settings: di
     out = PartDirectory.open(run / name, spec=spec, settings=settings, inputs=inputs)
     if out.manifest.get("complete"):
         return
+    # Carried on to weight and export, which rebuild the student's prompts from it (#14).
+    if (record := inherited_prompt_record(run / ROUNDS_DIR / "round-000" / name)) is not None:
+        out.provenance[PROMPT_KEY] = record
     done = out.read_done(["problem_id"])
     done_ids = set() if done is None else set(done.column("problem_id").to_pylist())
     tables = [read_table(str(run / ROUNDS_DIR / f"round-{r:03d}" / name), spec) for r in range(rounds)]
