@@ -2,6 +2,8 @@
 
 A vLLM engine takes tens of seconds to start, so repeated rollouts in one process (the
 distill evaluation hook, the demo, a test session) reuse it instead of starting another.
+At most one vLLM engine is kept: each reserves its own share of memory for the KV cache
+(`--gpu-memory-utilization`, of RAM on CPU), so a second one beside it could not start.
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ def get_engine(config: RolloutConfig):
     """The engine for `config`, started on first use and cached for the life of the process."""
     key = engine_key(config)
     if key not in _engines:
+        if config.engine == "vllm":
+            for other in [k for k in _engines if k[0] == "vllm"]:
+                _engines.pop(other).close()  # frees its KV-cache reservation before the next one takes its own
         _engines[key] = _start(config)
     return _engines[key]
 
