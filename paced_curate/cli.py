@@ -84,6 +84,35 @@ def render_result(title: str, result: dict) -> None:
     show(key_value_table(title, list(result.items())))
 
 
+# Options that several commands share, declared once so their flags and help stay the same.
+TemperatureOption = Annotated[float, typer.Option(help="Sampling temperature (0 = greedy).")]
+TopPOption = Annotated[float, typer.Option("--top-p", help="Nucleus sampling threshold.")]
+MaxTokensOption = Annotated[int, typer.Option("--max-tokens", help="Most tokens generated per sample.")]
+SeedOption = Annotated[int, typer.Option(help="Run seed; each sample's seed derives from (seed, problem_id, sample index).")]
+EngineOption = Annotated[str, typer.Option(help="vllm, hf (transformers) or openai (OpenAI-compatible server).")]
+TemplateOption = Annotated[str, typer.Option(help="Prompt template; {prompt} is replaced by the problem.")]
+SystemPromptOption = Annotated[Optional[str], typer.Option("--system-prompt", help="Optional system prompt.")]
+ChatTemplateOption = Annotated[str, typer.Option("--chat-template", help="auto, on or off: apply the tokenizer's chat template.")]
+IdFieldOption = Annotated[Optional[str], typer.Option("--id-field", help="Column holding problem ids.")]
+PromptFieldOption = Annotated[Optional[str], typer.Option("--prompt-field", help="Column holding the prompt.")]
+AnswerFieldOption = Annotated[Optional[str], typer.Option("--answer-field", help="Column holding the gold answer.")]
+SplitOption = Annotated[Optional[str], typer.Option(help="Split of a Hugging Face dataset folder.")]
+ProblemsPerPartOption = Annotated[int, typer.Option("--problems-per-part", help="Problems per part file.")]
+OverwriteOption = Annotated[bool, typer.Option(help="Delete an existing output and start afresh.")]
+TensorParallelSizeOption = Annotated[int, typer.Option("--tensor-parallel-size", help="vllm: GPUs per engine.")]
+MaxModelLenOption = Annotated[Optional[int], typer.Option("--max-model-len", help="Longest prompt + completion.")]
+DtypeOption = Annotated[str, typer.Option(help="auto, float32, bfloat16 or float16.")]
+BatchSizeOption = Annotated[int, typer.Option("--batch-size", help="hf: sequences per generate call.")]
+TokenizerOption = Annotated[Optional[str], typer.Option(help="openai: local tokenizer folder to render prompts.")]
+AsJsonOption = Annotated[bool, typer.Option("--json", help="Print the result as one JSON document on stdout.")]
+WorkersOption = Annotated[Optional[int], typer.Option(help="Grading processes (default: number of CPUs).")]
+AlphaOption = Annotated[float, typer.Option(help="Beta kernel exponent of p (> 0).")]
+BetaOption = Annotated[float, typer.Option(help="Beta kernel exponent of 1 - p (> 0).")]
+LowOption = Annotated[Optional[float], typer.Option(help="Band kernel: lowest pass rate kept.")]
+HighOption = Annotated[Optional[float], typer.Option(help="Band kernel: highest pass rate kept.")]
+PlotOption = Annotated[Optional[str], typer.Option(help="Also save the pass-rate and weight histograms as this PNG.")]
+
+
 @app.command("rollout")
 @fails_cleanly
 def rollout_command(
@@ -92,34 +121,34 @@ def rollout_command(
     output: Annotated[str, typer.Option("--output", "-o", help="Output directory (resumable), or - for an Arrow stream.")],
     samples: Annotated[int, typer.Option("--samples", "-k", help="Samples per problem (K).")] = 8,
     first_sample: Annotated[int, typer.Option("--first-sample", help="Index of the first sample (to extend a run: samples i..i+K-1).")] = 0,
-    temperature: Annotated[float, typer.Option(help="Sampling temperature (0 = greedy).")] = 1.0,
-    top_p: Annotated[float, typer.Option("--top-p", help="Nucleus sampling threshold.")] = 1.0,
-    max_tokens: Annotated[int, typer.Option("--max-tokens", help="Most tokens generated per sample.")] = 1024,
-    seed: Annotated[int, typer.Option(help="Run seed; each sample's seed derives from (seed, problem_id, sample index).")] = 0,
-    engine: Annotated[str, typer.Option(help="vllm, hf (transformers) or openai (OpenAI-compatible server).")] = "vllm",
-    template: Annotated[str, typer.Option(help="Prompt template; {prompt} is replaced by the problem.")] = DEFAULT_TEMPLATE,
-    system_prompt: Annotated[Optional[str], typer.Option("--system-prompt", help="Optional system prompt.")] = None,
-    chat_template: Annotated[str, typer.Option("--chat-template", help="auto, on or off: apply the tokenizer's chat template.")] = "auto",
-    id_field: Annotated[Optional[str], typer.Option("--id-field", help="Column holding problem ids.")] = None,
-    prompt_field: Annotated[Optional[str], typer.Option("--prompt-field", help="Column holding the prompt.")] = None,
-    answer_field: Annotated[Optional[str], typer.Option("--answer-field", help="Column holding the gold answer.")] = None,
-    split: Annotated[Optional[str], typer.Option(help="Split of a Hugging Face dataset folder.")] = None,
-    problems_per_part: Annotated[int, typer.Option("--problems-per-part", help="Problems per part file.")] = 256,
+    temperature: TemperatureOption = 1.0,
+    top_p: TopPOption = 1.0,
+    max_tokens: MaxTokensOption = 1024,
+    seed: SeedOption = 0,
+    engine: EngineOption = "vllm",
+    template: TemplateOption = DEFAULT_TEMPLATE,
+    system_prompt: SystemPromptOption = None,
+    chat_template: ChatTemplateOption = "auto",
+    id_field: IdFieldOption = None,
+    prompt_field: PromptFieldOption = None,
+    answer_field: AnswerFieldOption = None,
+    split: SplitOption = None,
+    problems_per_part: ProblemsPerPartOption = 256,
     shard: Annotated[Optional[str], typer.Option(help="I/N: generate only every N-th problem, starting at I.")] = None,
     gpus: Annotated[Optional[str], typer.Option(help="Comma-separated GPU ids: one shard process per GPU.")] = None,
     ray: Annotated[Optional[str], typer.Option(help="Run on a Ray cluster: local, auto, or its address; one engine per GPU (#17).")] = None,
-    overwrite: Annotated[bool, typer.Option(help="Delete an existing output and start afresh.")] = False,
-    tensor_parallel_size: Annotated[int, typer.Option("--tensor-parallel-size", help="vllm: GPUs per engine.")] = 1,
+    overwrite: OverwriteOption = False,
+    tensor_parallel_size: TensorParallelSizeOption = 1,
     gpu_memory_utilization: Annotated[
         Optional[float], typer.Option("--gpu-memory-utilization", help="vllm: memory fraction (default 0.9 GPU, 0.2 CPU).")
     ] = None,
-    max_model_len: Annotated[Optional[int], typer.Option("--max-model-len", help="Longest prompt + completion.")] = None,
-    dtype: Annotated[str, typer.Option(help="auto, float32, bfloat16 or float16.")] = "auto",
-    batch_size: Annotated[int, typer.Option("--batch-size", help="hf: sequences per generate call.")] = 64,
+    max_model_len: MaxModelLenOption = None,
+    dtype: DtypeOption = "auto",
+    batch_size: BatchSizeOption = 64,
     max_in_flight: Annotated[int, typer.Option("--max-in-flight", help="vllm: problems in the scheduler at a time.")] = 1024,
     base_url: Annotated[Optional[str], typer.Option("--base-url", help="openai: server URL, e.g. http://127.0.0.1:8000/v1.")] = None,
     api_key: Annotated[Optional[str], typer.Option("--api-key", help="openai: API key (default $OPENAI_API_KEY).")] = None,
-    tokenizer: Annotated[Optional[str], typer.Option(help="openai: local tokenizer folder to render prompts.")] = None,
+    tokenizer: TokenizerOption = None,
     concurrency: Annotated[int, typer.Option(help="openai: requests in flight.")] = 32,
     request_timeout: Annotated[float, typer.Option("--request-timeout", help="openai: seconds per request attempt.")] = 600.0,
     max_retries: Annotated[int, typer.Option("--max-retries", help="openai: retries on 5xx, 429, timeouts.")] = 5,
@@ -128,7 +157,7 @@ def rollout_command(
         help="ignore: sample with these flags only; model: take temperature, top_p, top_k, repetition_penalty and "
         "min_new_tokens from the checkpoint's generation_config.json (recorded in provenance).",
     )] = "ignore",
-    as_json: Annotated[bool, typer.Option("--json", help="Print the result as one JSON document on stdout.")] = False,
+    as_json: AsJsonOption = False,
 ) -> None:
     """Generate K student samples per problem (vLLM by default), resumable after a crash.
 
@@ -162,7 +191,7 @@ def grade_command(
     rollouts: Annotated[str, typer.Argument(help="Generations: paced rollouts, any tool's .jsonl/.json/.csv/.parquet, a folder, or - for a pipe.")],
     output: Annotated[str, typer.Option("--output", "-o", help="Output folder (resumable), NAME.parquet (one file), or - for an Arrow stream.")],
     grader: Annotated[str, typer.Option(help="math, exact, numeric, choice, or module:function for your own grader.")] = "math",
-    workers: Annotated[Optional[int], typer.Option(help="Grading processes (default: number of CPUs).")] = None,
+    workers: WorkersOption = None,
     timeout: Annotated[float, typer.Option(help="Seconds per sample; past it the worker is killed and the verdict is 'timeout'.")] = 5.0,
     truncated: Annotated[str, typer.Option(help="Truncated samples (finish_reason=length): wrong (count as failures) or exclude.")] = "wrong",
     errors: Annotated[str, typer.Option(help="Grading failures (timeout, error): exclude (from the pass rate) or wrong.")] = "exclude",
@@ -181,16 +210,16 @@ def grade_command(
         str, typer.Option("--answer-format", help="any: last box, else 'answer is ...', else the grader's fallback; boxed: the last \\boxed{} only.")
     ] = "any",
     rows_per_part: Annotated[int, typer.Option("--rows-per-part", help="Rows per part file of the output directory.")] = 20000,
-    overwrite: Annotated[bool, typer.Option(help="Delete an existing output and start afresh.")] = False,
+    overwrite: OverwriteOption = False,
     problems: Annotated[Optional[str], typer.Option("--problems", help="Problem set to join gold answers from, by id.")] = None,
-    id_field: Annotated[Optional[str], typer.Option("--id-field", help="Column holding problem ids.")] = None,
+    id_field: IdFieldOption = None,
     completion_field: Annotated[Optional[str], typer.Option("--completion-field", help="Column holding the completion(s).")] = None,
-    answer_field: Annotated[Optional[str], typer.Option("--answer-field", help="Column holding the gold answer.")] = None,
+    answer_field: AnswerFieldOption = None,
     sample_index_field: Annotated[
         Optional[str], typer.Option("--sample-index-field", help="Column holding the sample index (default: row order per problem).")
     ] = None,
     ray: Annotated[Optional[str], typer.Option(help="Grade as Ray CPU tasks: local, auto, or a cluster address (#17).")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the result as one JSON document on stdout.")] = False,
+    as_json: AsJsonOption = False,
 ) -> None:
     """Give every sample a verdict (math-verify by default) with a hard timeout per sample.
 
@@ -221,17 +250,17 @@ def weight_command(
     graded: Annotated[str, typer.Argument(help="Graded samples: .parquet file, paced grade output directory, or - for a pipe.")],
     output: Annotated[str, typer.Option("--output", "-o", help="Weights table: a .parquet file, or - for an Arrow stream.")],
     kernel: Annotated[str, typer.Option(help="beta: p^alpha (1-p)^beta (PACED); uniform: all 1; band: 1 for low <= p <= high.")] = "beta",
-    alpha: Annotated[float, typer.Option(help="Beta kernel exponent of p (> 0).")] = 1.0,
-    beta: Annotated[float, typer.Option(help="Beta kernel exponent of 1 - p (> 0).")] = 1.0,
-    low: Annotated[Optional[float], typer.Option(help="Band kernel: lowest pass rate kept.")] = None,
-    high: Annotated[Optional[float], typer.Option(help="Band kernel: highest pass rate kept.")] = None,
+    alpha: AlphaOption = 1.0,
+    beta: BetaOption = 1.0,
+    low: LowOption = None,
+    high: HighOption = None,
     estimator: Annotated[str, typer.Option(help="empirical: plug in p = correct/scored; bayes: posterior mean of the kernel; eb: same, prior fitted to the pool.")] = "empirical",
     prior_a: Annotated[float, typer.Option("--prior-a", help="bayes: Beta prior parameter a (Jeffreys 0.5).")] = 0.5,
     prior_b: Annotated[float, typer.Option("--prior-b", help="bayes: Beta prior parameter b (Jeffreys 0.5).")] = 0.5,
     interval: Annotated[str, typer.Option(help="Confidence interval for p in ci_low/ci_high: jeffreys or wilson.")] = "jeffreys",
     confidence: Annotated[float, typer.Option(help="Coverage of that interval.")] = 0.95,
     normalize: Annotated[str, typer.Option(help="mean (mean weight 1), sum (sum 1), max (max 1) or none (raw kernel).")] = "mean",
-    plot: Annotated[Optional[str], typer.Option(help="Also save the pass-rate and weight histograms as this PNG.")] = None,
+    plot: PlotOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the statistics as one JSON document on stdout.")] = False,
 ) -> None:
     """Weight each problem by its pass rate p: w(p) = p^alpha (1-p)^beta, normalised to mean 1.
@@ -269,42 +298,42 @@ def estimate_command(
     max_samples: Annotated[int, typer.Option("--max-samples", help="--adaptive: most samples of any problem.")] = 16,
     round_samples: Annotated[int, typer.Option("--round-samples", help="--adaptive: samples added to each open problem per round.")] = 4,
     tolerance: Annotated[float, typer.Option("--tolerance", help="--adaptive: stop a problem once the posterior sd of its raw weight is at most this.")] = 0.06,
-    temperature: Annotated[float, typer.Option(help="Sampling temperature (0 = greedy).")] = 1.0,
-    top_p: Annotated[float, typer.Option("--top-p", help="Nucleus sampling threshold.")] = 1.0,
-    max_tokens: Annotated[int, typer.Option("--max-tokens", help="Most tokens generated per sample.")] = 1024,
-    seed: Annotated[int, typer.Option(help="Run seed; each sample's seed derives from (seed, problem_id, sample index).")] = 0,
-    engine: Annotated[str, typer.Option(help="vllm, hf (transformers) or openai (OpenAI-compatible server).")] = "vllm",
-    template: Annotated[str, typer.Option(help="Prompt template; {prompt} is replaced by the problem.")] = DEFAULT_TEMPLATE,
-    system_prompt: Annotated[Optional[str], typer.Option("--system-prompt", help="Optional system prompt.")] = None,
-    chat_template: Annotated[str, typer.Option("--chat-template", help="auto, on or off: apply the tokenizer's chat template.")] = "auto",
-    id_field: Annotated[Optional[str], typer.Option("--id-field", help="Column holding problem ids.")] = None,
-    prompt_field: Annotated[Optional[str], typer.Option("--prompt-field", help="Column holding the prompt.")] = None,
-    answer_field: Annotated[Optional[str], typer.Option("--answer-field", help="Column holding the gold answer.")] = None,
-    split: Annotated[Optional[str], typer.Option(help="Split of a Hugging Face dataset folder.")] = None,
-    problems_per_part: Annotated[int, typer.Option("--problems-per-part", help="Problems per part file.")] = 256,
-    tensor_parallel_size: Annotated[int, typer.Option("--tensor-parallel-size", help="vllm: GPUs per engine.")] = 1,
+    temperature: TemperatureOption = 1.0,
+    top_p: TopPOption = 1.0,
+    max_tokens: MaxTokensOption = 1024,
+    seed: SeedOption = 0,
+    engine: EngineOption = "vllm",
+    template: TemplateOption = DEFAULT_TEMPLATE,
+    system_prompt: SystemPromptOption = None,
+    chat_template: ChatTemplateOption = "auto",
+    id_field: IdFieldOption = None,
+    prompt_field: PromptFieldOption = None,
+    answer_field: AnswerFieldOption = None,
+    split: SplitOption = None,
+    problems_per_part: ProblemsPerPartOption = 256,
+    tensor_parallel_size: TensorParallelSizeOption = 1,
     gpu_memory_utilization: Annotated[Optional[float], typer.Option("--gpu-memory-utilization", help="vllm: memory fraction.")] = None,
-    max_model_len: Annotated[Optional[int], typer.Option("--max-model-len", help="Longest prompt + completion.")] = None,
-    dtype: Annotated[str, typer.Option(help="auto, float32, bfloat16 or float16.")] = "auto",
-    batch_size: Annotated[int, typer.Option("--batch-size", help="hf: sequences per generate call.")] = 64,
+    max_model_len: MaxModelLenOption = None,
+    dtype: DtypeOption = "auto",
+    batch_size: BatchSizeOption = 64,
     base_url: Annotated[Optional[str], typer.Option("--base-url", help="openai: server URL.")] = None,
-    tokenizer: Annotated[Optional[str], typer.Option(help="openai: local tokenizer folder to render prompts.")] = None,
+    tokenizer: TokenizerOption = None,
     grader: Annotated[str, typer.Option(help="math, exact, numeric, choice, or module:function.")] = "math",
-    workers: Annotated[Optional[int], typer.Option(help="Grading processes (default: number of CPUs).")] = None,
+    workers: WorkersOption = None,
     timeout: Annotated[float, typer.Option(help="Seconds per sample for grading.")] = 5.0,
     truncated: Annotated[str, typer.Option(help="Truncated samples: wrong or exclude.")] = "wrong",
     kernel: Annotated[str, typer.Option(help="beta, uniform or band (as paced weight).")] = "beta",
-    alpha: Annotated[float, typer.Option(help="Beta kernel exponent of p (> 0).")] = 1.0,
-    beta: Annotated[float, typer.Option(help="Beta kernel exponent of 1 - p (> 0).")] = 1.0,
-    low: Annotated[Optional[float], typer.Option(help="Band kernel: lowest pass rate kept.")] = None,
-    high: Annotated[Optional[float], typer.Option(help="Band kernel: highest pass rate kept.")] = None,
+    alpha: AlphaOption = 1.0,
+    beta: BetaOption = 1.0,
+    low: LowOption = None,
+    high: HighOption = None,
     estimator: Annotated[Optional[str], typer.Option(help="empirical, bayes or eb (default: eb with --adaptive, else empirical).")] = None,
     prior_a: Annotated[float, typer.Option("--prior-a", help="bayes: Beta prior parameter a.")] = 0.5,
     prior_b: Annotated[float, typer.Option("--prior-b", help="bayes: Beta prior parameter b.")] = 0.5,
     normalize: Annotated[str, typer.Option(help="mean, sum, max or none.")] = "mean",
-    plot: Annotated[Optional[str], typer.Option(help="Also save the pass-rate and weight histograms as this PNG.")] = None,
+    plot: PlotOption = None,
     overwrite: Annotated[bool, typer.Option(help="Delete an earlier run in the directory and start afresh.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the result as one JSON document on stdout.")] = False,
+    as_json: AsJsonOption = False,
 ) -> None:
     """Rollout -> grade -> weight in one command; --adaptive spends samples where the weights are uncertain.
 
@@ -375,7 +404,7 @@ def export_command(
     data_source: Annotated[
         str, typer.Option("--data-source", help="verl's data_source (default lighteval/MATH: verl's built-in boxed-answer reward).")
     ] = "lighteval/MATH",
-    as_json: Annotated[bool, typer.Option("--json", help="Print the result as one JSON document on stdout.")] = False,
+    as_json: AsJsonOption = False,
 ) -> None:
     """Write the weighted dataset: shards with a weight per example, a manifest and a dataset card.
 
@@ -441,7 +470,7 @@ def distill_command(
     )] = 1.0,
     template: Annotated[str, typer.Option(help="Prompt template; {prompt} is replaced by the problem (as for rollout).")] = DEFAULT_TEMPLATE,
     system_prompt: Annotated[Optional[str], typer.Option("--system-prompt", help="Optional system prompt (as for rollout).")] = None,
-    chat_template: Annotated[str, typer.Option("--chat-template", help="auto, on or off: apply the tokenizer's chat template.")] = "auto",
+    chat_template: ChatTemplateOption = "auto",
     checkpoint_every: Annotated[int, typer.Option("--checkpoint-every", help="Write a checkpoint every N steps (0: none).")] = 200,
     keep_checkpoints: Annotated[int, typer.Option("--keep-checkpoints", help="Keep the newest N checkpoints (0: all).")] = 2,
     eval_problems: Annotated[Optional[str], typer.Option("--eval", help="Held-out problems: sample + grade the student on them.")] = None,
@@ -455,7 +484,7 @@ def distill_command(
     log_every: Annotated[int, typer.Option("--log-every", help="Print the log line every N steps.")] = 10,
     resume: Annotated[bool, typer.Option(help="Continue from the newest checkpoint in the run directory.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Delete an earlier run in the run directory and start afresh.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the result as one JSON document on stdout.")] = False,
+    as_json: AsJsonOption = False,
 ) -> None:
     """Distill the teacher into the student on PACED-weighted data (forward KL, reverse KL, or both).
 
