@@ -13,12 +13,9 @@ Three corpora of 20,000 samples (16 per problem), deterministic by seed:
   units, GSM8K's `####`, the last number of a sentence) graded with `--grader numeric`. As in
   real rollouts (and `repeating`), a problem's wrong samples share 2-3 wrong answers, written
   in varied formats around varied reasoning. Each row is built with its true verdict, so the run also reports how often paced and math-verify agree
-  with the truth. paced is timed from reading the JSONL to the graded output. `paced grade` in
-  this branch reads Parquet only, so the bench maps the JSONL fields onto a rollouts table
-  itself (id -> problem_id, generation -> completion, expected_answer -> answer, sample_index by
-  order within a problem, finish_reason "stop") and calls `run_grade` on it; once `paced grade`
-  reads JSONL (--id-field/--completion-field/--answer-field), `read_generations` can become
-  that call.
+  with the truth. paced is timed from reading the JSONL to the graded output: `run_grade` (what
+  `paced grade FILE.jsonl --grader G` runs) reads each file itself, recognising the NeMo-Skills
+  field names (`paced_curate.samples`).
 
 The baseline is how math-verify is usually called: in one process, for each sample,
 `verify(parse(gold), parse(completion))` with default settings (gold wrapped in $...$ so that
@@ -259,34 +256,16 @@ def write_jsonl(rows: list[dict], path: Path) -> None:
             handle.write(json.dumps({k: v for k, v in row.items() if k != "truth"}, ensure_ascii=False) + "\n")
 
 
-def read_generations(path: Path):
-    """A rollouts table from a generations JSONL file (see the module docstring)."""
-    from paced_curate.schema import ROLLOUTS, build_table
-
-    rows, seen = [], {}
-    with path.open(encoding="utf-8") as handle:
-        for line in handle:
-            record = json.loads(line)
-            index = seen[record["id"]] = seen.get(record["id"], -1) + 1
-            rows.append(
-                {"problem_id": record["id"], "sample_index": index, "prompt": "", "answer": record["expected_answer"],
-                 "completion": record["generation"], "finish_reason": "stop", "completion_tokens": 0, "prompt_tokens": 0, "error": None}
-            )
-    return build_table(rows, ROLLOUTS)
-
-
 def run_mixed(files: dict[str, Path], workers: int, folder: Path):
     """Time paced on the JSONL files, each with its grader: (seconds, {grader: (result, verdicts)})."""
     from paced_curate.grade import GradeConfig, run_grade
-    from paced_curate.io import read_table, write_table
-    from paced_curate.schema import GRADES, ROLLOUTS
+    from paced_curate.io import read_table
+    from paced_curate.schema import GRADES
 
     started = time.perf_counter()
     out = {}
     for grader, path in files.items():
-        rollouts = folder / f"{grader}.parquet"
-        write_table(read_generations(path), str(rollouts), ROLLOUTS)
-        result = run_grade(GradeConfig(rollouts=str(rollouts), output=str(folder / f"graded-{grader}"), grader=grader, workers=workers, overwrite=True))
+        result = run_grade(GradeConfig(rollouts=str(path), output=str(folder / f"graded-{grader}"), grader=grader, workers=workers, overwrite=True))
         out[grader] = (result, read_table(str(folder / f"graded-{grader}"), GRADES).column("verdict").to_pylist())
     return time.perf_counter() - started, out
 
