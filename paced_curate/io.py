@@ -253,12 +253,7 @@ def read_parquet(path: str | Path, columns: list[str] | None = None) -> pa.Table
         InputError: the file is missing, holds another format (named: "holds JSON lines"), or
             is a Parquet file cut off mid-write.
     """
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: no such file")
-    kind = sniff_format(path)
-    if kind != "parquet":
-        raise InputError(f"{path}: is not a Parquet file: {_FORMAT_NAMES[kind]}")
+    path = _existing_parquet(path)
     try:
         return pq.read_table(path, columns=columns)
     except pa.ArrowInvalid as error:
@@ -269,16 +264,22 @@ def read_parquet(path: str | Path, columns: list[str] | None = None) -> pa.Table
 
 def read_parquet_schema(path: str | Path) -> pa.Schema:
     """The schema (with metadata) of a Parquet file, from its footer; errors as `read_parquet`'s."""
+    path = _existing_parquet(path)
+    try:
+        return pq.read_schema(path)
+    except (OSError, pa.ArrowException) as error:
+        raise InputError(f"{path}: not a readable Parquet file (cut off mid-write?): {error}") from None
+
+
+def _existing_parquet(path: str | Path) -> Path:
+    """`path` as a Path, once it exists and starts like Parquet; else a one-line `InputError`."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: no such file")
     kind = sniff_format(path)
     if kind != "parquet":
         raise InputError(f"{path}: is not a Parquet file: {_FORMAT_NAMES[kind]}")
-    try:
-        return pq.read_schema(path)
-    except (OSError, pa.ArrowException) as error:
-        raise InputError(f"{path}: not a readable Parquet file (cut off mid-write?): {error}") from None
+    return path
 
 
 _FORMAT_NAMES = {
