@@ -26,7 +26,7 @@ from paced_curate.weight import WeightConfig, run_weight
 from tests.conftest import assert_user_error
 
 TEMPLATE = "{prompt}\n"
-TOLERANCE = 0.002
+TOLERANCE = 0.05
 MAX_TOKENS = 96  # the demo's budget: the worked solutions of 4-term chains run past 40 characters
 # The KV cache's share of RAM on CPU: a little is plenty for 16 short problems, and the suite shares the machine.
 GPU_MEMORY = 0.05
@@ -36,24 +36,29 @@ SAMPLE_COLUMNS = ["problem_id", "sample_index", "completion", "finish_reason", "
 
 @pytest.fixture(scope="module")
 def student(toy_cache) -> Path:
-    """The built-in fast student (trained once into the session's toy cache, shared with the demo tests)."""
+    """The model whose pass rates are estimated: the built-in fast *teacher* (trained once into the
+    session's toy cache, shared with the demo tests). On the pool below its pass rates spread from
+    0 to 1, so the adaptive rule has something to decide: some problems stop early, others run to
+    --max-samples. (The fast student solves about 1 in 16 samples of every problem: its fitted
+    prior is a near point mass, every posterior sd is the same, and all problems stop together.)"""
     from paced_curate.toy.pretrain import trained_model
-    from paced_curate.toy.zoo import student_spec
+    from paced_curate.toy.zoo import teacher_spec
 
     old = os.environ.get("PACED_CACHE")
     os.environ["PACED_CACHE"] = str(toy_cache)
     try:
-        return trained_model(student_spec(fast=True))
+        return trained_model(teacher_spec(fast=True))
     finally:
         os.environ.pop("PACED_CACHE") if old is None else os.environ.__setitem__("PACED_CACHE", old)
 
 
 @pytest.fixture(scope="module")
 def problems(tmp_path_factory) -> Path:
-    from paced_curate.toy.world import make_problems
+    """Additions of 2-3 terms and products, half each: pass rates from 0 to 1."""
+    from paced_curate.toy.world import make_mixture
 
     path = tmp_path_factory.mktemp("estimate") / "problems.jsonl"
-    path.write_text("".join(json.dumps(p.row()) + "\n" for p in make_problems(seed=5, count=16, terms=(2, 3), prefix="est")))
+    path.write_text("".join(json.dumps(p.row()) + "\n" for p in make_mixture(5, 16, {"add": 0.5, "mul": 0.5}, (2, 3), prefix="est")))
     return path
 
 
@@ -68,8 +73,6 @@ def rollout_config(problems, model, output, **changes) -> RolloutConfig:
 
 def estimate_config(problems, model, output, adaptive: bool, **changes) -> EstimateConfig:
     weight = WeightConfig(graded="-", estimator=changes.pop("estimator", "eb" if adaptive else "empirical"))
-    # The fast student solves few of these (about 1 in 16 samples): the fitted prior is narrow, so a
-    # small tolerance is what keeps problems open for more than one round.
     options = dict(min_samples=2, max_samples=8, round_samples=2, tolerance=TOLERANCE) if adaptive else dict(samples=4)
     return EstimateConfig(
         output=str(output), rollout=rollout_config(problems, model, output), grade=GradeConfig(rollouts="-", output="-", workers=2),
@@ -132,6 +135,7 @@ def test_adaptive_samples_are_a_prefix_of_the_fixed_k_run_bitwise(adaptive_run, 
     assert all([r["sample_index"] for r in adaptive_rows if r["problem_id"] == p] == list(range(n)) for p, n in counts.items())
     assert set(counts.values()) <= {2, 4, 6, 8} and sum(counts.values()) == result.samples
     assert len(result.rounds) >= 2, "the adaptive run should take more than one round here"
+    assert min(counts.values()) < 8 and max(counts.values()) == 8, f"some problems stop early, others run to the maximum: {counts}"
     spent = [r["samples_spent"] for r in result.rounds]
     assert spent == sorted(spent) and spent[-1] == result.samples and result.rounds[-1]["projected_total"] == result.samples
 
