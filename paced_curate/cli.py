@@ -327,7 +327,10 @@ def estimate_command(
     beta: BetaOption = 1.0,
     low: LowOption = None,
     high: HighOption = None,
-    estimator: Annotated[Optional[str], typer.Option(help="empirical, bayes or eb (default: eb with --adaptive, else empirical).")] = None,
+    estimator: Annotated[str, typer.Option(help=(
+        "Estimator of the written weights: empirical (plug-in p = correct/scored, the paper's), bayes or eb. --adaptive stops on "
+        "the eb posterior sd (bayes's with --estimator bayes) whichever is chosen; eb and bayes weights are never exactly 0."
+    ))] = "empirical",
     prior_a: Annotated[float, typer.Option("--prior-a", help="bayes: Beta prior parameter a.")] = 0.5,
     prior_b: Annotated[float, typer.Option("--prior-b", help="bayes: Beta prior parameter b.")] = 0.5,
     normalize: Annotated[str, typer.Option(help="mean, sum, max or none.")] = "mean",
@@ -357,7 +360,7 @@ def estimate_command(
     grade = GradeConfig(rollouts=output, output=output, grader=grader, timeout=timeout, truncated=truncated, **({} if workers is None else {"workers": workers}))
     weight = WeightConfig(
         graded=output, kernel=kernel, alpha=alpha, beta=beta, low=low, high=high,
-        estimator=estimator or ("eb" if adaptive else "empirical"), prior_a=prior_a, prior_b=prior_b, normalize=normalize, plot=plot,
+        estimator=estimator, prior_a=prior_a, prior_b=prior_b, normalize=normalize, plot=plot,
     )
     config = EstimateConfig(
         output=output, rollout=rollout, grade=grade, weight=weight, adaptive=adaptive, samples=samples,

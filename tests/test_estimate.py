@@ -151,6 +151,24 @@ def test_adaptive_weights_are_paced_weight_eb_on_its_graded_table(adaptive_run):
     assert state["complete"] and state["result"]["samples"] == result.samples
 
 
+def test_adaptive_with_plug_in_weights_draws_the_same_samples_and_gives_never_solved_problems_0(adaptive_run, problems, student, tmp_path):
+    """--estimator names the written weights only: the rule still stops on the eb posterior sd, so
+    the samples are the eb run's; the weights are `paced weight --estimator empirical` on them, and
+    problems never solved get weight 0 and no teacher reference (eb's weights are never 0)."""
+    _, eb_result, eb_tables = adaptive_run
+    run = tmp_path / "run"
+    result = run_estimate(estimate_config(problems, student, run, adaptive=True, estimator="empirical"))
+    plug_in = tables(run)
+    assert plug_in["rollouts"] == eb_tables["rollouts"] and plug_in["graded"] == eb_tables["graded"]
+    assert [r["open_after"] for r in result.rounds] == [r["open_after"] for r in eb_result.rounds]
+    assert plug_in["weights"] == run_weight(WeightConfig(graded=str(run / "graded"), estimator="empirical")).table.to_pylist()
+    never_solved = {r["problem_id"] for r in plug_in["weights"] if r["n_correct"] == 0}
+    assert never_solved and {r["problem_id"] for r in plug_in["weights"] if r["weight"] == 0} >= never_solved
+    assert eb_result.zero_weight_problems == 0 and result.zero_weight_problems >= len(never_solved)
+    teacher = set(pq.read_table(run / "teacher_problems.parquet").column("problem_id").to_pylist())
+    assert not teacher & never_solved and len(teacher) == 16 - result.zero_weight_problems
+
+
 class Crash(Exception):
     """Stands for a kill at that point (the in-process variant of SIGKILL, for many points at once)."""
 
@@ -199,7 +217,7 @@ def test_sigkill_mid_merge_or_mid_round_then_the_same_command(adaptive_run, prob
         sys.executable, "-m", "paced_curate", "estimate", str(problems), "--model", str(student), "-o", str(run), "--adaptive",
         "--min-samples", "2", "--max-samples", "8", "--round-samples", "2", "--tolerance", str(TOLERANCE), "--max-tokens", str(MAX_TOKENS),
         "--template", TEMPLATE, "--chat-template", "off", "--dtype", "float32", "--problems-per-part", "4", "--workers", "2",
-        "--gpu-memory-utilization", str(GPU_MEMORY),
+        "--gpu-memory-utilization", str(GPU_MEMORY), "--estimator", "eb",
     ]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 600
@@ -229,7 +247,6 @@ def test_a_finished_run_reruns_as_a_no_op_and_other_settings_are_refused(adaptiv
 
 
 BAD_FLAGS = [
-    (["--adaptive", "--estimator", "empirical"], "--adaptive needs --estimator eb or bayes"),
     (["--adaptive", "--min-samples", "8", "--max-samples", "4"], "--max-samples (4) must be at least --min-samples (8)"),
     (["--estimator", "mle"], "--estimator must be one of empirical, bayes, eb"),
     (["--tolerance", "-1", "--adaptive"], "--tolerance must be a number > 0"),

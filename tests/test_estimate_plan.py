@@ -89,7 +89,6 @@ def config(**overrides):
 
 
 BAD_CONFIGS = [
-    (dict(adaptive=True, estimator="empirical"), "--adaptive needs --estimator eb or bayes"),
     (dict(adaptive=True, kernel="uniform"), "--adaptive with --kernel uniform has nothing to estimate"),
     (dict(adaptive=True, min_samples=8, max_samples=4), "--max-samples (4) must be at least --min-samples (8)"),
     (dict(adaptive=True, min_samples=0), "--min-samples must be at least 1"),
@@ -125,3 +124,8 @@ def test_the_command_line_defaults_are_the_configs():
     fields = EstimateConfig.__dataclass_fields__
     for name in ("samples", "min_samples", "max_samples", "round_samples", "tolerance"):
         assert defaults[name] == fields[name].default, name
+
+
+@pytest.mark.parametrize("estimator, stops_on", [("empirical", "eb"), ("eb", "eb"), ("bayes", "bayes")])
+def test_the_adaptive_rule_stops_on_a_posterior_whatever_estimator_writes_the_weights(estimator, stops_on):
+    assert config(adaptive=True, estimator=estimator).stopping_estimator() == stops_on

@@ -71,12 +71,16 @@ class EstimateConfig:
                 problems.append(f"--round-samples must be at least 1, not {self.round_samples}")
             if not (math.isfinite(self.tolerance) and self.tolerance > 0):
                 problems.append(f"--tolerance must be a number > 0, not {self.tolerance}")
-            if self.weight.estimator == "empirical":
-                problems.append("--adaptive needs --estimator eb or bayes (the plug-in estimator has no posterior sd to stop on)")
             if self.weight.kernel == "uniform":
                 problems.append("--adaptive with --kernel uniform has nothing to estimate (every weight is 1); use a fixed -k")
         if problems:
             raise ConfigError("; ".join(problems))
+
+    def stopping_estimator(self) -> str:
+        """The estimator whose posterior sd the adaptive rule stops on: `bayes` (fixed prior) when
+        the weights use it, else `eb`. The written weights use `weight.estimator` whatever it is:
+        the plug-in estimator has no posterior sd, and eb's weights are never exactly 0."""
+        return "bayes" if self.weight.estimator == "bayes" else "eb"
 
     def policy(self) -> Policy:
         """The stopping rule (a fixed K is one round of K samples and no more)."""

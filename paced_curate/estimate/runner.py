@@ -151,7 +151,7 @@ def run_estimate(config: EstimateConfig) -> EstimateResult:
         _add_counts(graded, ids, n_samples, n_correct, n_scored)
         prior = None
         if config.adaptive:
-            assessment = assess(policy, n_samples, n_correct, n_scored, **_weight_options(config))
+            assessment = assess(policy, n_samples, n_correct, n_scored, **_stopping_options(config))
             open_mask, prior = assessment.open, assessment.prior
         else:
             open_mask = np.zeros(count, dtype=bool)
@@ -174,9 +174,11 @@ def run_estimate(config: EstimateConfig) -> EstimateResult:
     return _finish(config, run, state, problems, ids, rounds, n_samples, n_correct, n_scored, started)
 
 
-def _weight_options(config: EstimateConfig) -> dict:
+def _stopping_options(config: EstimateConfig) -> dict:
+    """The weight settings the stopping rule assesses with (its estimator has a posterior sd)."""
     w = config.weight
-    return dict(kernel=w.kernel, estimator=w.estimator, alpha=w.alpha, beta=w.beta, low=w.low, high=w.high, prior_a=w.prior_a, prior_b=w.prior_b)
+    return dict(kernel=w.kernel, estimator=config.stopping_estimator(), alpha=w.alpha, beta=w.beta, low=w.low, high=w.high,
+                prior_a=w.prior_a, prior_b=w.prior_b)
 
 
 def _open_run(run: Path, config: EstimateConfig, settings: dict, inputs: dict) -> dict:
@@ -295,7 +297,7 @@ def _finish(config, run, state, problems, ids, rounds, n_samples, n_correct, n_s
     policy: Policy = config.policy()
     unresolved = 0
     if config.adaptive:
-        final = assess(policy, n_samples, n_correct, n_scored, **_weight_options(config))
+        final = assess(policy, n_samples, n_correct, n_scored, **_stopping_options(config))
         unresolved = int(((final.sd > policy.tolerance) & (n_samples >= policy.max_samples)).sum())
     stats = weighed.statistics
     result = EstimateResult(
