@@ -1,7 +1,8 @@
 """Adaptive rollouts: the weights of fixed K = 8 from fewer student samples (`paced estimate --adaptive`).
 
-On the built-in world's student and two pools (the built-in ladder of difficulties, and an
-easier pool with another pass-rate spread), each problem gets 80 samples, once:
+On the built-in world's student and two pools (the demo's pool: additions on a ladder of
+difficulties plus products beyond the student's reach; and an easier pool with another
+pass-rate spread), each problem gets 80 samples, once:
 
 - samples 16..79 are the ground truth: w = c (n - c) / (n (n - 1)) from those 64, the unbiased
   estimate of p (1 - p), so the truth's own noise adds the same amount to every method's MSE
@@ -16,11 +17,14 @@ correlation of the weights. The goal: an adaptive setting reaches the RMSE of fi
 plug-in with at least 40% fewer samples on the built-in pool. One real `paced estimate
 --adaptive` run at the defaults checks that the replay is what the command does.
 
-Then (unless --distill-seeds 0) the student is distilled with the weights of the adaptive run
-and of fixed K = 8 plug-in (same references, same steps, 3 seeds) and evaluated on held-out
-hard and easy problems.
+Then (unless --distill-seeds 0) the student is distilled with four weightings (same
+references, the demo's steps and loss, 3 seeds) and evaluated on the demo's held-out sets
+(heldout, hard, probe), paired by training seed against fixed K = 8 plug-in: the adaptive run's
+weights (eb, what `paced estimate --adaptive` writes), fixed K = 8 plug-in (the paper), and the
+two crossings that tell the estimator's part from the sampling's: fixed K = 8 with eb, and the
+adaptive run's samples with the plug-in estimator.
 
-    .venv/bin/python bench/adaptive.py                      # everything (about 25 minutes on 2 cores, models cached)
+    .venv/bin/python bench/adaptive.py                      # everything (about 35 minutes on 2 cores, models cached)
     .venv/bin/python bench/adaptive.py --distill-seeds 0    # the sample-efficiency part only
 
 Prints tables, then one JSON line; writes bench/results/adaptive.json and adaptive.png. Work
@@ -51,18 +55,6 @@ FIXED_K = (2, 4, 8, 16)
 TOLERANCES = (0.02, 0.03, 0.035, 0.04, 0.045, 0.05, 0.055, 0.06, 0.065, 0.07, 0.08, 0.10)
 SCHEDULES = ((4, 4), (4, 2), (2, 2))  # (min_samples, round_samples); max_samples = 16
 EB = dict(kernel="beta", estimator="eb", alpha=1.0, beta=1.0, low=None, high=None, prior_a=0.5, prior_b=0.5)
-
-
-def builtin_terms() -> tuple[int, int]:
-    """The built-in pool's range of terms: the demo's, whatever the world looks like now."""
-    try:
-        from paced_curate.demo import DemoConfig
-
-        return tuple(DemoConfig().pool_terms)
-    except (ImportError, AttributeError, TypeError):
-        from paced_curate.toy.world import DIFFICULTY
-
-        return min(DIFFICULTY), max(DIFFICULTY)
 
 
 def rollout_config(problems: Path, model: Path, output: Path, samples: int, first_sample: int, engine: str):
@@ -175,6 +167,7 @@ def real_run(problems: Path, student: Path, work: Path, engine: str):
     from paced_curate.grade import GradeConfig
     from paced_curate.weight import WeightConfig
 
+    from paced_curate import demo
     from paced_curate.estimate.config import DEFAULT_MIN_SAMPLES, DEFAULT_ROUND_SAMPLES, DEFAULT_TOLERANCE
 
     output = work / f"estimate_run-{DEFAULT_MIN_SAMPLES}-{DEFAULT_ROUND_SAMPLES}-{DEFAULT_TOLERANCE:g}"
@@ -223,68 +216,93 @@ def save_plot(results: dict, path: Path) -> None:
     plt.close(figure)
 
 
-def distill_comparison(pool_file: Path, eval_files: dict, ids: list[str], graded_k8: Path, adaptive_weights: Path, work: Path, seeds: int, steps: int, engine: str) -> dict:
-    """Distil with the adaptive weights and with fixed K = 8 plug-in weights; held-out accuracy per seed."""
+# The weightings distilled with: (graded table, estimator). "adaptive eb" is what `paced estimate
+# --adaptive` writes; the other two separate the estimator's part from the sampling's part.
+DISTILL_WEIGHTINGS = {
+    "fixed K=8 plug-in": ("k8", "empirical"),
+    "fixed K=8 eb": ("k8", "eb"),
+    "adaptive eb": ("adaptive", "eb"),
+    "adaptive plug-in": ("adaptive", "empirical"),
+}
+
+
+def slug(name: str) -> str:
+    return name.replace(" ", "_").replace("=", "")
+
+
+def distill_comparison(world, ids: list[str], graded: dict[str, Path], work: Path, seeds: int) -> dict:
+    """Distil the demo's student with each of `DISTILL_WEIGHTINGS` (same references, the demo's
+    steps and loss, `seeds` training seeds); held-out accuracy per seed, paired differences
+    against fixed K = 8 plug-in (the paper's weights).
+
+    Args:
+        world: (DemoConfig, problem files) of the built-in world; its pool is the one sampled.
+        graded: graded tables by key: "k8" (samples 0..7 of every problem), "adaptive" (the
+            `paced estimate --adaptive` run's).
+    """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from paced_curate.distill import DistillConfig, run_distill
-    from paced_curate.export import ExportConfig, run_export
-    from paced_curate.grade import GradeConfig, grade_table, run_grade
+    from paced_curate import demo
     from paced_curate.problems import read_problems
-    from paced_curate.rollout import RolloutConfig, rollout_table, run_rollout
-    from paced_curate.rollout.hf_engine import HfEngine
-    from paced_curate.rollout.prompts import PromptFormat
     from paced_curate.toy.pretrain import trained_model
     from paced_curate.toy.zoo import student_spec, teacher_spec
     from paced_curate.weight import WeightConfig, run_weight
 
+    config, files = world
     teacher, student = trained_model(teacher_spec()), trained_model(student_spec())
-    weights = {"fixed K=8 plug-in": work / "weights_k8.parquet", "adaptive eb": adaptive_weights}
-    run_weight(WeightConfig(graded=str(graded_k8), output=str(weights["fixed K=8 plug-in"])))
+    work.mkdir(parents=True, exist_ok=True)
+    weights = {name: work / f"weights_{slug(name)}.parquet" for name in DISTILL_WEIGHTINGS}
+    for name, (key, estimator) in DISTILL_WEIGHTINGS.items():
+        run_weight(WeightConfig(graded=str(graded[key]), output=str(weights[name]), estimator=estimator))
     # Teacher compute follows the weights: references only for problems some weighting trains on.
     trained_on = set()
     for path in weights.values():
         table = pq.read_table(path, columns=["problem_id", "weight"])
         trained_on |= {p for p, w in zip(table.column("problem_id").to_pylist(), table.column("weight").to_pylist()) if w > 0}
-    problems = read_problems(str(pool_file))
+    problems = read_problems(str(files["pool"]))
     keep = [i for i, p in enumerate(problems.column("problem_id").to_pylist()) if p in trained_on]
     teacher_problems = work / "teacher_problems.parquet"
     pq.write_table(problems.take(pa.array(keep)), teacher_problems)
-    run_rollout(rollout_config(teacher_problems, teacher, work / "teacher_rollouts", 2, 0, engine))
-    run_grade(GradeConfig(rollouts=str(work / "teacher_rollouts"), output=str(work / "teacher_graded")))
-    sets = {name: read_problems(str(path)) for name, path in eval_files.items()}
+    demo.rollout(config, teacher_problems, teacher, work / "teacher_rollouts", config.teacher_samples)
+    demo.grade(work / "teacher_rollouts", work / "teacher_graded", audit=False)
+    eval_files = {name: files[name] for name in demo.EVAL_SETS}
     rows = []
     for name, path in weights.items():
-        data = work / f"data_{name.split()[0]}"
-        run_export(ExportConfig(problems=str(pool_file), weights=str(path), output=str(data), references=str(work / "teacher_graded"), seed=0, overwrite=True))
+        data = demo.export(files["pool"], path, work / "teacher_graded", work / f"data_{slug(name)}", config)
+        table = pq.read_table(path, columns=["weight", "weight_raw"])
+        zero = sum(w == 0 for w in table.column("weight_raw").to_pylist())
         for seed in range(seeds):
-            out = work / "runs" / f"{name.split()[0]}-{seed}"
-            result = run_distill(DistillConfig(
-                shards=str(data), student=str(student), teacher=str(teacher), output=str(out), loss="fkl-then-rkl",
-                max_steps=steps, batch_size=32, lr=1e-3, seed=seed, template=TEMPLATE, chat_template="off",
-                rkl_max_tokens=MAX_TOKENS, checkpoint_every=0, log_every=50, overwrite=True,
-            ))
-            engine_ = HfEngine.load(str(result.final_model), batch_size=256)
-            row = {"weights": name, "seed": seed}
-            for set_name, table in sets.items():
-                settings = RolloutConfig(
-                    problems="-", model=str(result.final_model), output="-", engine="hf", samples=4, temperature=1.0,
-                    max_tokens=MAX_TOKENS, seed=100 + seed, prompt_format=PromptFormat(template=TEMPLATE, chat_template="off"),
-                )
-                verdicts = grade_table(rollout_table(settings, table, engine_), grader="math").column("verdict").to_pylist()
-                row[set_name] = sum(v == "correct" for v in verdicts) / len(verdicts)
+            # A finished run's row is kept next to it, so a rerun of the bench trains only what is missing.
+            run, saved = work / "runs" / f"{slug(name)}-{seed}", work / "runs" / f"{slug(name)}-{seed}.json"
+            if saved.exists():
+                row = json.loads(saved.read_text())
+            else:
+                result = demo.distill(data, student, teacher, run, config, seed=seed)
+                row = {"weights": name, "seed": seed, "train_tokens": result.response_tokens, "zero_weight_problems": zero}
+                row |= demo.evaluate(Path(result.final_model), eval_files, config, seed)
+                saved.write_text(json.dumps(row))
             rows.append(row)
             print(f"  distilled {name} seed {seed}: {row}", file=sys.stderr)
-    summary = {}
+    summary, differences = {}, {}
     for name in weights:
         mine = [r for r in rows if r["weights"] == name]
         summary[name] = {
             set_name: {"mean": statistics.mean(r[set_name] for r in mine), "sd": statistics.stdev(r[set_name] for r in mine) if len(mine) > 1 else 0.0}
-            for set_name in sets
+            for set_name in demo.EVAL_SETS
         }
+    # Paired by training seed (same data order and rkl sample seeds), against fixed K = 8 plug-in.
+    by_seed = {(r["weights"], r["seed"]): r for r in rows}
+    for name in weights:
+        if name != "fixed K=8 plug-in":
+            differences[name] = {}
+            for set_name in demo.EVAL_SETS:
+                diffs = [by_seed[name, seed][set_name] - by_seed["fixed K=8 plug-in", seed][set_name] for seed in range(seeds)]
+                differences[name][set_name] = {"mean": statistics.mean(diffs), "per_seed": diffs}
     return {
-        "runs": rows, "summary": summary, "steps": steps, "seeds": seeds, "teacher_problems": len(keep), "pool_problems": problems.num_rows,
+        "runs": rows, "summary": summary, "paired_difference_vs_fixed_k8_plug_in": differences, "steps": config.distill_steps,
+        "batch_size": config.batch_size, "loss": "fkl-then-rkl", "seeds": seeds, "eval_samples": config.eval_samples,
+        "teacher_problems": len(keep), "pool_problems": problems.num_rows,
     }
 
 
@@ -293,11 +311,11 @@ def main() -> None:
     parser.add_argument("--problems", type=int, default=240, help="problems per pool")
     parser.add_argument("--engine", default="hf", help="rollout engine (hf is the fastest for these tiny models on CPU)")
     parser.add_argument("--distill-seeds", type=int, default=3, help="seeds of the distillation comparison (0: skip it)")
-    parser.add_argument("--distill-steps", type=int, default=150, help="training steps of each distilled student")
     parser.add_argument("--work", type=Path, default=Path("/tmp/paced-bench-adaptive"))
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "adaptive.json")
     args = parser.parse_args()
 
+    from paced_curate import demo
     from paced_curate.estimate.config import DEFAULT_MIN_SAMPLES, DEFAULT_ROUND_SAMPLES, DEFAULT_TOLERANCE
     from paced_curate.partdir import package_versions
     from paced_curate.toy.pretrain import trained_model
@@ -307,12 +325,15 @@ def main() -> None:
     started = time.perf_counter()
     args.work.mkdir(parents=True, exist_ok=True)
     student = trained_model(student_spec())
-    low, high = builtin_terms()
-    pools = {"built-in": (7001, (low, high)), "easy": (7002, (low, low + 1))}
-    files = {}
-    for name, (seed, terms) in pools.items():
-        files[name] = args.work / f"problems_{name}.jsonl"
-        files[name].write_text("".join(json.dumps(p.row()) + "\n" for p in make_problems(seed, args.problems, terms, prefix=name)))
+    # The built-in pool is the demo's (additions on a ladder of terms, plus products beyond the
+    # student's reach), at --problems problems; the second pool: the two easiest rungs only.
+    world_config = demo.with_workdir(demo.DemoConfig(), args.work, num_problems=args.problems, engine=args.engine)
+    world_files = demo.write_problem_sets(world_config, args.work)
+    low, _ = world_config.pool_terms
+    files = {"built-in": world_files["pool"], "easy": args.work / "problems_easy.jsonl"}
+    files["easy"].write_text("".join(json.dumps(p.row()) + "\n" for p in make_problems(7002, args.problems, (low, low + 1), prefix="easy")))
+    pools = {"built-in": f"demo pool: additions of {world_config.pool_terms} terms, {world_config.beyond_share:.0%} products",
+             "easy": f"additions of ({low}, {low + 1}) terms"}
     results, matrices = {}, {}
     for name in pools:
         ids, correct, scored = sample_pool(name, files[name], student, args.work, args.engine)
@@ -328,7 +349,7 @@ def main() -> None:
         )
         truth_p = correct[:, METHOD_SAMPLES:].sum(1) / np.maximum(scored[:, METHOD_SAMPLES:].sum(1), 1)
         results[name] = {
-            "problems": len(ids), "terms": list(pools[name][1]),
+            "problems": len(ids), "pool": pools[name],
             "truth_pass_rate_histogram": np.histogram(truth_p, bins=10, range=(0, 1))[0].tolist(),
             "mean_pass_rate": float(truth_p.mean()),
             "target_fixed_k8_plug_in": target,
@@ -377,13 +398,8 @@ def main() -> None:
 
             graded = read_table(str(args.work / "built-in" / "methods_graded"), GRADES)
             write_table(graded.filter(pc.less(graded.column("sample_index"), 8)), str(k8), GRADES, {})
-        eval_files = {}
-        for set_name, (seed, terms) in {"hard": (7003, (high - 1, high)), "easy": (7004, (low, low + 1))}.items():
-            eval_files[set_name] = args.work / f"eval_{set_name}.jsonl"
-            eval_files[set_name].write_text("".join(json.dumps(p.row()) + "\n" for p in make_problems(seed, 100, terms, prefix=f"eval-{set_name}")))
-        distill = distill_comparison(
-            files["built-in"], eval_files, ids, k8, Path(real.weights), args.work / "distill", args.distill_seeds, args.distill_steps, args.engine,
-        )
+        graded = {"k8": k8, "adaptive": Path(config.output) / "graded"}
+        distill = distill_comparison((world_config, world_files), ids, graded, args.work / "distill", args.distill_seeds)
         print("\nheld-out accuracy (mean over seeds, sd):", file=sys.stderr)
         for name, sets in distill["summary"].items():
             print(f"  {name:<20} " + "  ".join(f"{s} {v['mean']:.3f} ({v['sd']:.3f})" for s, v in sets.items()), file=sys.stderr)
