@@ -1,7 +1,8 @@
 """The `paced` command line: flags -> config -> `run_<stage>(config)` -> rendered result.
 
-Nothing else lives here. A `PacedError` becomes one line on stderr and exit code 2
-(`--debug` shows the traceback); any other exception is a bug and keeps its traceback.
+Nothing else lives here. A `PacedError`, or an OS error about a path the user gave (-o under a
+file, no permission), becomes one line on stderr and exit code 2 (`--debug` shows the
+traceback); any other exception is a bug and keeps its traceback.
 
     paced --help
 """
@@ -70,8 +71,18 @@ def fails_cleanly(command):
                 raise
             console().print(f"error: {error}", markup=False)
             raise typer.Exit(code=2) from None
+        except PATH_ERRORS as error:
+            # A path the user gave that cannot be made or written (-o under a file, a folder
+            # without permission): bad input, not a bug.
+            if _debug or error.filename is None:
+                raise
+            console().print(f"error: {error.filename}: {error.strerror.lower()}", markup=False)
+            raise typer.Exit(code=2) from None
 
     return wrapper
+
+
+PATH_ERRORS = (NotADirectoryError, IsADirectoryError, FileExistsError, PermissionError, FileNotFoundError)
 
 
 def print_json(obj) -> None:

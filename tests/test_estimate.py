@@ -280,3 +280,20 @@ def test_unresolved_counts_problems_at_max_samples_still_above_tolerance(adaptiv
     samples = np.array([w["n_samples"] for w in weights.values()])
     assert result.unresolved == int(((sd > TOLERANCE) & (samples == 8)).sum())
     assert result.samples <= 16 * 8
+
+
+def test_a_start_that_failed_before_drawing_anything_does_not_block_the_corrected_command(cli, problems, tiny_model, tmp_path):
+    run = tmp_path / "run"
+    failed = cli("estimate", problems, "--model", tmp_path / "no-such-model", "-o", run, "-k", "1", "--engine", "hf")
+    assert failed.exit_code != 0 and (run / "estimate.json").exists()
+    fixed = cli("estimate", problems, "--model", tiny_model, "-o", run, "-k", "1", "--engine", "hf", "--max-tokens", "4", "--estimator", "bayes")
+    assert fixed.exit_code == 0, fixed.output
+    assert "restarting" in fixed.stderr and (run / "weights.parquet").exists()
+
+
+def test_overwrite_on_a_folder_that_is_not_a_run_does_not_advise_overwrite(cli, problems, tiny_model, tmp_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "notes.txt").write_text("mine")
+    result = cli("estimate", problems, "--model", tiny_model, "-o", tmp_path / "run", "--overwrite")
+    assert_user_error(result, "--overwrite replaces only an estimate run's own files, so choose another -o")
+    assert (tmp_path / "run" / "notes.txt").read_text() == "mine"

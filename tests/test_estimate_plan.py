@@ -129,3 +129,15 @@ def test_the_command_line_defaults_are_the_configs():
 @pytest.mark.parametrize("estimator, stops_on", [("empirical", "eb"), ("eb", "eb"), ("bayes", "bayes")])
 def test_the_adaptive_rule_stops_on_a_posterior_whatever_estimator_writes_the_weights(estimator, stops_on):
     assert config(adaptive=True, estimator=estimator).stopping_estimator() == stops_on
+
+
+def test_a_closed_problem_is_never_reopened_by_a_refitted_prior():
+    """Problem 0 closed after round 0 (4 samples) while the others went on to 8; its posterior sd is
+    above the tolerance under today's prior, yet it stays closed, so a round never mixes sample counts."""
+    policy = Policy(min_samples=4, max_samples=16, round_samples=4, tolerance=0.01)
+    options = dict(kernel="beta", estimator="eb", alpha=1.0, beta=1.0, low=None, high=None, prior_a=0.5, prior_b=0.5)
+    state = assess(policy, [4, 8, 8], [2, 4, 1], [4, 8, 8], **options)
+    assert state.sd[0] > policy.tolerance
+    assert state.open.tolist() == [False, True, True]
+    plan = next_round(policy, [4, 8, 8], state.open)
+    assert (plan.first_sample, plan.count, plan.problems.tolist()) == (8, 4, [1, 2])

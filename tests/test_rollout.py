@@ -151,7 +151,23 @@ BAD_FLAGS = [
     (["--shard", "3/2"], "--shard 3/2: I must be below N"),
     (["--template", "no placeholder"], "--template must contain {prompt}"),
     (["--engine", "openai"], "--engine openai needs --base-url"),
+    (["--dtype", "float8"], "--dtype must be one of auto, float32, float16, bfloat16, not 'float8'"),
+    (["--dtype", "int"], "--dtype must be one of auto, float32, float16, bfloat16, not 'int'"),
 ]
+
+
+@pytest.mark.parametrize("stage", ["rollout", "grade", "weight"])
+@pytest.mark.parametrize("output", ["afile/out", "afile/out.parquet"])
+def test_an_output_under_a_file_is_a_one_line_error(tmp_path, tiny_model, cli, stage, output):
+    """-o naming a path below an existing file: one line naming the path, exit 2, no traceback."""
+    (tmp_path / "afile").write_text("mine")
+    graded = tmp_path / "g.jsonl"
+    graded.write_text(json.dumps({"problem_id": "a", "sample_index": 0, "completion": "\\boxed{1}", "answer": "1", "verdict": "correct", "scored": True}) + "\n")
+    inputs = {"rollout": [arithmetic_problems(tmp_path / "p.jsonl", 2), "--model", tiny_model, "--engine", "hf", "-k", "1", "--max-tokens", "2"],
+              "grade": [graded], "weight": [graded, "--estimator", "bayes"]}[stage]
+    result = cli(stage, *inputs, "-o", tmp_path / output)
+    assert_user_error(result, "afile")
+    assert (tmp_path / "afile").read_text() == "mine"
 
 
 @pytest.mark.parametrize("flags,expected", BAD_FLAGS, ids=[f[1][:20] for f in BAD_FLAGS])

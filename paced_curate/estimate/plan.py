@@ -3,7 +3,7 @@
 Round 0 draws `min_samples` samples of every problem. After each round the empirical-Bayes
 prior is refitted to the whole pool and every problem's posterior sd of w(p) is computed;
 a problem stays open while that sd is above `tolerance` and it has fewer than `max_samples`
-samples. Each later round draws `round_samples` more samples (capped at `max_samples`) of
+samples; once closed it stays closed (a refitted prior does not reopen it). Each later round draws `round_samples` more samples (capped at `max_samples`) of
 every open problem at once, so the engine always gets a large batch. Open problems all
 have the same number of samples (they were all open in every earlier round), so a round is
 one rollout of "samples n .. n + m - 1" of its problems.
@@ -72,8 +72,9 @@ def assess(policy: Policy, n_samples, n_correct, n_scored, *, kernel: str, estim
             estimator must be "bayes" or "eb" (the plug-in estimator has no posterior sd).
 
     Returns:
-        An `Assessment`. A problem is open when its posterior sd exceeds the tolerance and it
-        has fewer than `policy.max_samples` samples.
+        An `Assessment`. A problem is open when its posterior sd exceeds the tolerance, it has
+        fewer than `policy.max_samples` samples, and it was sampled in the latest round (it has
+        the most samples): a closed problem is never reopened.
     """
     n_samples = np.asarray(n_samples, dtype=np.int64)
     c, n = np.asarray(n_correct, dtype=np.int64), np.asarray(n_scored, dtype=np.int64)
@@ -82,7 +83,11 @@ def assess(policy: Policy, n_samples, n_correct, n_scored, *, kernel: str, estim
     # A problem whose samples were all excluded (n = 0) has no posterior to narrow: it stays
     # open like any uncertain one, until max_samples.
     uncertain = (result.sd > policy.tolerance) | (n == 0)
-    return Assessment(prior=prior, mean=result.mean, sd=result.sd, open=uncertain & (n_samples < policy.max_samples))
+    # A closed problem stays closed, even if the refitted prior would widen its posterior again:
+    # only the problems sampled in the latest round (the most samples) can go on, so open
+    # problems always share one sample count and a round is one "samples n .. n + m - 1".
+    latest = n_samples == n_samples.max(initial=0)
+    return Assessment(prior=prior, mean=result.mean, sd=result.sd, open=uncertain & latest & (n_samples < policy.max_samples))
 
 
 def first_round(policy: Policy, num_problems: int) -> RoundPlan:

@@ -30,7 +30,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from paced_curate.errors import InputError, ResumeMismatch
+from paced_curate.errors import ConfigError, InputError, ResumeMismatch
 from paced_curate.estimate.config import EstimateConfig
 from paced_curate.estimate.plan import (
     Policy,
@@ -200,7 +200,16 @@ def _open_run(run: Path, config: EstimateConfig, settings: dict, inputs: dict) -
         import json
 
         state = json.loads(state_file.read_text())
-        if state.get("settings_hash") != settings_hash(settings) or state.get("inputs") != inputs:
+        mismatch = state.get("settings_hash") != settings_hash(settings) or state.get("inputs") != inputs
+        if mismatch and not state.get("complete") and not _samples_drawn(run):
+            # An earlier attempt failed before drawing anything (a wrong --model, an unreadable
+            # problem file): nothing to keep, so the corrected command simply starts.
+            say(f"restarting {run}: the earlier attempt drew no samples")
+            shutil.rmtree(run / ROUNDS_DIR, ignore_errors=True)
+            mismatch = False
+            state = {"stage": "estimate", "complete": False, "settings": settings, "settings_hash": settings_hash(settings), "inputs": inputs}
+            write_json(state, state_file)
+        if mismatch:
             before, now = state.get("settings", {}), settings
             changed = [key for key in sorted(set(before) | set(now)) if before.get(key) != now.get(key)]
             if state.get("inputs") != inputs:
@@ -215,10 +224,16 @@ def _open_run(run: Path, config: EstimateConfig, settings: dict, inputs: dict) -
     foreign = [p.name for p in run.iterdir() if p.name not in OWNED and not p.name.endswith(".paced")]
     if foreign or any((run / name).exists() for name in OWNED):
         shown = foreign[0] if foreign else next(name for name in OWNED if (run / name).exists())
-        raise InputError(f"{run}: exists and is not a paced estimate run (it holds {shown!r}); choose another -o or pass --overwrite")
+        advice = "--overwrite replaces only an estimate run's own files, so choose another -o" if config.overwrite else "choose another -o or pass --overwrite"
+        raise InputError(f"{run}: exists and is not a paced estimate run (it holds {shown!r}); {advice}")
     state = {"stage": "estimate", "complete": False, "settings": settings, "settings_hash": settings_hash(settings), "inputs": inputs}
     write_json(state, state_file)
     return state
+
+
+def _samples_drawn(run: Path) -> bool:
+    """Whether any round of the run has written a rollout or grade part (its own problem copy aside)."""
+    return any(part.name != "problems.parquet" for part in (run / ROUNDS_DIR).rglob("*.parquet"))
 
 
 def _run_round(config: EstimateConfig, problems: pa.Table, plan: RoundPlan, folder: Path) -> str:
@@ -287,7 +302,11 @@ def _finish(config, run, state, problems, ids, rounds, n_samples, n_correct, n_s
     _merge(run, "rollouts", ROLLOUTS, len(rounds), ids, settings, inputs, config.rollout.problems_per_part)
     _merge(run, "graded", GRADES, len(rounds), ids, settings, inputs, config.rollout.problems_per_part)
     weights = str(run / "weights.parquet")
-    weighed = run_weight(replace(config.weight, graded=str(run / "graded"), output=weights))
+    try:
+        weighed = run_weight(replace(config.weight, graded=str(run / "graded"), output=weights))
+    except ConfigError as error:
+        # The samples are drawn and graded: other weight flags need no new run.
+        raise ConfigError(f"{error}; the graded samples are kept in {run / 'graded'}: weigh them with `paced weight {run / 'graded'} -o W.parquet ...`") from None
     for warning in weighed.warnings:
         say(f"warning: {warning}")
     # Teacher compute follows the weights: problems with weight 0 are never trained on.

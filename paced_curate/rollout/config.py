@@ -18,6 +18,9 @@ from paced_curate.rollout.prompts import PromptFormat
 from paced_curate.rollout.requests import Sampling
 
 ENGINES = ("vllm", "hf", "openai")
+# What both vLLM and transformers accept by name (vLLM also knows "half", "float", ...: the
+# names below are the ones paced documents).
+DTYPES = ("auto", "float32", "float16", "bfloat16")
 CAUSAL_LM_SUFFIXES = ("ForCausalLM", "LMHeadModel", "ForConditionalGeneration")
 
 
@@ -125,6 +128,8 @@ class RolloutConfig:
             problems.append(f"--generation-config must be ignore or model, not {self.generation_config!r}")
         elif self.generation_config == "model" and self.engine == "openai" and not self.tokenizer:
             problems.append("--generation-config model with --engine openai reads generation_config.json from --tokenizer; give it")
+        if self.dtype not in DTYPES:
+            problems.append(f"--dtype must be one of {', '.join(DTYPES)}, not {self.dtype!r}")
         if self.gpu_memory_utilization is not None and not 0 < self.gpu_memory_utilization <= 1:
             problems.append("--gpu-memory-utilization must be in (0, 1]")
         if problems:
