@@ -393,6 +393,20 @@ def check_disjoint_shards(tables: list[pa.Table], sources: list[Path]) -> None:
             owner[problem_id] = source
 
 
+def refuse_estimate_run(folder: Path) -> None:
+    """A `paced estimate` run folder holds several tables: name the one meant instead of failing
+    on its mixture.
+
+    Raises:
+        InputError: `folder` holds an `estimate.json`.
+    """
+    if (folder / "estimate.json").is_file():
+        raise InputError(
+            f"{folder}: is a paced estimate run, which holds several tables; pass {folder / 'rollouts'}, "
+            f"{folder / 'graded'} or {folder / 'weights.parquet'}"
+        )
+
+
 def read_table(path: str, spec: TableSpec, columns: list[str] | None = None) -> pa.Table:
     """Read and validate a stage table from a file, a directory or stdin (`-`).
 
@@ -412,6 +426,7 @@ def read_table(path: str, spec: TableSpec, columns: list[str] | None = None) -> 
     if not target.exists():
         raise InputError(f"{path}: no such file or directory")
     if target.is_dir():
+        refuse_estimate_run(target)
         if shard_dirs(target) and read_manifest(target) is None:
             return _read_shards(target, spec, columns)
         return _read_part_dir(target, spec, columns, require_complete=True)

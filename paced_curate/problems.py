@@ -22,7 +22,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from paced_curate.errors import InputError
-from paced_curate.io import MANIFEST, STDIO, read_ipc_stdin, read_manifest, read_parquet
+from paced_curate.io import MANIFEST, STDIO, read_ipc_stdin, read_manifest, read_parquet, refuse_estimate_run
 from paced_curate.schema import MESSAGE, PROBLEMS, conform
 
 ID_CANDIDATES = ("problem_id", "id", "unique_id", "uid", "uuid")
@@ -126,6 +126,7 @@ def load_columns(path: str, split: str | None = None) -> Columns:
     if not target.exists():
         raise InputError(f"{path}: no such file or directory")
     if target.is_dir():
+        refuse_estimate_run(target)
         files = parquet_folder_files(target)
         if files is not None:
             return Columns.from_table(_concat_files(files, target))

@@ -297,3 +297,14 @@ def test_overwrite_on_a_folder_that_is_not_a_run_does_not_advise_overwrite(cli, 
     result = cli("estimate", problems, "--model", tiny_model, "-o", tmp_path / "run", "--overwrite")
     assert_user_error(result, "--overwrite replaces only an estimate run's own files, so choose another -o")
     assert (tmp_path / "run" / "notes.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize("command", [["weight"], ["inspect"], ["grade"], ["export", "PROBLEMS"]])
+def test_an_estimate_run_folder_given_as_a_table_names_the_tables_inside(cli, problems, tmp_path, command):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "estimate.json").write_text("{}")
+    args = [problems if a == "PROBLEMS" else a for a in command]
+    extra = ["-o", tmp_path / "out"] if command[0] != "inspect" else []
+    result = cli(*args, run, *extra)
+    assert_user_error(result, f"{run}: is a paced estimate run, which holds several tables; pass {run / 'rollouts'}")

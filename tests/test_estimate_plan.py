@@ -141,3 +141,15 @@ def test_a_closed_problem_is_never_reopened_by_a_refitted_prior():
     assert state.open.tolist() == [False, True, True]
     plan = next_round(policy, [4, 8, 8], state.open)
     assert (plan.first_sample, plan.count, plan.problems.tolist()) == (8, 4, [1, 2])
+
+
+def test_a_prior_worth_more_samples_than_max_samples_is_warned_about():
+    from paced_curate.estimate.runner import point_mass_warning
+    from paced_curate.weight.estimators import BetaPrior
+
+    policy = Policy(min_samples=4, max_samples=16, round_samples=4, tolerance=0.06)
+    assert point_mass_warning(BetaPrior(0.4, 0.8), policy) is None
+    assert point_mass_warning(None, policy) is None
+    assert point_mass_warning(BetaPrior(20.0, 44.0), policy) is None  # exactly 4 x 16 pseudo-samples
+    message = point_mass_warning(BetaPrior(1034.0, 10000.0), policy)
+    assert "worth 11,034 samples" in message and "--estimator bayes" in message

@@ -153,6 +153,9 @@ def run_estimate(config: EstimateConfig) -> EstimateResult:
         if config.adaptive:
             assessment = assess(policy, n_samples, n_correct, n_scored, **_stopping_options(config))
             open_mask, prior = assessment.open, assessment.prior
+            warning = point_mass_warning(prior, policy)
+            if warning:
+                say(f"warning: {warning}")
         else:
             open_mask = np.zeros(count, dtype=bool)
         done, plan = plan, next_round(policy, n_samples, open_mask)
@@ -172,6 +175,22 @@ def run_estimate(config: EstimateConfig) -> EstimateResult:
         )
         write_json(state | {"rounds": rounds}, run / STATE_FILE)
     return _finish(config, run, state, problems, ids, rounds, n_samples, n_correct, n_scored, started)
+
+
+def point_mass_warning(prior, policy: Policy) -> str | None:
+    """A warning when the fitted prior outweighs what --max-samples samples of a problem could say.
+
+    Such a prior (a + b > 4 x max_samples pseudo-samples) comes from a pool whose pass rates look
+    alike, often a small one; every posterior then sits near the prior and problems close
+    whatever their own samples say.
+    """
+    if prior is None or prior.a + prior.b <= 4 * policy.max_samples:
+        return None
+    return (
+        f"the fitted prior Beta({prior.a:.3g}, {prior.b:.3g}) is worth {prior.a + prior.b:,.0f} samples, more than "
+        f"--max-samples {policy.max_samples} could outweigh: the pool's pass rates look alike (too few problems?), so problems "
+        "close on the prior; --estimator bayes stops on a fixed prior instead"
+    )
 
 
 def _stopping_options(config: EstimateConfig) -> dict:
