@@ -136,6 +136,7 @@ def _shown(path: str) -> str:
 
 def _checked(table: pa.Table, source: str) -> pa.Table:
     check_unique_samples(table, source)
+    check_one_gold(table, source)
     blank = pc.equal(pc.utf8_trim_whitespace(table.column("answer")), "")
     if pc.any(blank).as_py():
         index = pc.index(blank, True).as_py()
@@ -205,6 +206,7 @@ def _normalise(raw: Columns, fields: SampleFields, path: str) -> pa.Table:
         out.setdefault(name, _take(column, take))
     table = conform(pa.table(out), ROLLOUTS, path)
     check_unique_samples(table, path)
+    check_one_gold(table, path)
     return table
 
 
@@ -370,6 +372,33 @@ def check_unique_samples(table: pa.Table, source: str) -> None:
     mask = pc.and_(pc.equal(keys.column("problem_id"), first["problem_id"]), pc.equal(keys.column("sample_index"), first["sample_index"]))
     rows = [i for i, hit in enumerate(mask.to_pylist()) if hit]
     raise repeated_sample_error(first["problem_id"], first["sample_index"], rows, repeated.num_rows, source)
+
+
+def check_one_gold(table: pa.Table, source: str) -> None:
+    """Refuse samples of one problem graded against different gold answers.
+
+    A problem's pass rate needs one gold answer; two (e.g. a merge of two datasets that reuse
+    ids) would grade its samples against whichever each row carries.
+
+    Raises:
+        InputError: naming the first such problem_id, two of its gold answers and their rows.
+    """
+    if table.num_rows == 0:
+        return
+    keys = table.select(["problem_id", "answer"])
+    golds = keys.group_by(["problem_id"], use_threads=False).aggregate([("answer", "count_distinct")])
+    several = golds.filter(pc.greater(golds.column("answer_count_distinct"), 1))
+    if several.num_rows == 0:
+        return
+    problem_id = several.column("problem_id")[0].as_py()
+    rows = [i for i, hit in enumerate(pc.equal(keys.column("problem_id"), problem_id).to_pylist()) if hit]
+    answers = keys.column("answer").to_pylist()
+    first = rows[0]
+    other = next(i for i in rows if answers[i] != answers[first])
+    raise InputError(
+        f"{source}: problem_id {problem_id!r} has different gold answers: {answers[first]!r} (row {first}) and "
+        f"{answers[other]!r} (row {other}); a problem's samples must share one gold answer"
+    )
 
 
 def repeated_sample_error(problem_id: str, sample_index: int, rows: list[int], num_repeated: int, source: str) -> InputError:

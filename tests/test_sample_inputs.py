@@ -247,6 +247,11 @@ BAD_GENERATIONS = [
     ("sample index not a number", [{"id": "a", "completion": "x", "answer": "1", "sample_index": "first"}], SampleFields(),
      "line 1: column 'sample_index' (the sample index) is 'first', expected a whole number"),
     ("lm-eval rows repeated per filter", None, SampleFields(), "holds each document once per lm-eval filter (flexible-extract, strict-match)"),
+    ("one problem, two gold answers", [{"id": "a", "completion": "x", "answer": "1"}, {"id": "b", "completion": "y", "answer": "5"},
+                                      {"id": "a", "completion": "z", "answer": "2"}], SampleFields(),
+     "problem_id 'a' has different gold answers: '1' (row 0) and '2' (row 2)"),
+    ("ids 1 and '1' with two gold answers", [{"id": 1, "completion": "x", "answer": "1"}, {"id": "1", "completion": "z", "answer": "3"}], SampleFields(),
+     "problem_id '1' has different gold answers: '1' (row 0) and '3' (row 1)"),
 ]
 
 
