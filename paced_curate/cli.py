@@ -16,13 +16,47 @@ import os
 from typing import Annotated, Optional
 
 import typer
+import typer.core
 
 from paced_curate import __version__
 from paced_curate.errors import ConfigError, PacedError
 from paced_curate.report import console, key_value_table, show
 from paced_curate.rollout.prompts import DEFAULT_TEMPLATE
 
+class OneLineUsageErrors(typer.core.TyperGroup):
+    """Typer's command group, but a wrong flag or a missing option is one line on stderr
+    (`error: paced rollout: No such option: --foo (see --help)`) and exit code 2, like every
+    other bad input, instead of a usage box."""
+
+    def main(self, *args, standalone_mode: bool = True, **kwargs):
+        import sys
+
+        # Typer 0.29 carries its own copy of click (pinned in requirements/cpu.lock); its
+        # exceptions are these, not the `click` package's.
+        from typer._click import exceptions as click_errors
+
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            result = super().main(*args, standalone_mode=False, **kwargs)
+        except click_errors.NoArgsIsHelpError as error:
+            error.show()  # `paced` alone: the help, as no_args_is_help promises
+            sys.exit(error.exit_code)
+        except click_errors.UsageError as error:
+            where = error.ctx.command_path if error.ctx is not None else "paced"
+            message = " ".join(error.format_message().split())
+            console().print(f"error: {where}: {message} (see {where} --help)", markup=False, soft_wrap=True)
+            sys.exit(2)
+        except click_errors.ClickException as error:
+            error.show()
+            sys.exit(error.exit_code)
+        except typer.Abort:
+            sys.exit(130)
+        sys.exit(result if isinstance(result, int) else 0)
+
+
 app = typer.Typer(
+    cls=OneLineUsageErrors,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,

@@ -42,7 +42,7 @@ class Cli:
         self.runner = CliRunner()
 
     def __call__(self, *args: str, input: bytes | str | None = None):
-        return self.runner.invoke(app, [str(a) for a in args], input=input)
+        return self.runner.invoke(app, [str(a) for a in args], input=input, prog_name="paced")
 
 
 @pytest.fixture

@@ -54,3 +54,24 @@ def test_debug_shows_the_traceback(tmp_path):
 def test_python_dash_m_and_console_script_agree(tmp_path):
     done = subprocess.run([sys.executable, "-m", "paced_curate", "--version"], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == f"paced {__version__}"
+
+
+USAGE_ERRORS = [
+    (["rollout", "p.jsonl", "-o", "out", "--model", "m", "-k", "abc"], "error: paced rollout: Invalid value for '--samples' / '-k'"),
+    (["rollout", "p.jsonl", "-o", "out", "--model", "m", "--bogus"], "error: paced rollout: No such option: --bogus"),
+    (["rollout", "p.jsonl", "-o", "out"], "error: paced rollout: Missing option '--model' / '-m'."),
+    (["weight"], "error: paced weight: Missing argument"),
+    (["nosuch"], "error: paced: No such command 'nosuch'."),
+]
+
+
+def test_flag_mistakes_are_one_line_errors_with_exit_2(cli):
+    for args, expected in USAGE_ERRORS:
+        result = cli(*args)
+        assert_user_error(result, expected)
+        assert result.stderr.rstrip().endswith("--help)"), result.stderr
+
+
+def test_no_arguments_still_shows_the_help(cli):
+    result = cli()
+    assert "Usage: paced" in result.output and "rollout" in result.output
