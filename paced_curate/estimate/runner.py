@@ -225,9 +225,9 @@ def _open_run(run: Path, config: EstimateConfig, settings: dict, inputs: dict) -
             # problem file): nothing to keep, so the corrected command simply starts.
             say(f"restarting {run}: the earlier attempt drew no samples")
             shutil.rmtree(run / ROUNDS_DIR, ignore_errors=True)
-            mismatch = False
             state = {"stage": "estimate", "complete": False, "settings": settings, "settings_hash": settings_hash(settings), "inputs": inputs}
             write_json(state, state_file)
+            return state
         if mismatch:
             before, now = state.get("settings", {}), settings
             changed = [key for key in sorted(set(before) | set(now)) if before.get(key) != now.get(key)]
