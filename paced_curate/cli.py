@@ -272,14 +272,17 @@ def grade_command(
     """
     from paced_curate.grade import GradeConfig, run_grade
     from paced_curate.grade.metrics import render_grade_summary
+    from paced_curate.samples import SampleFields
 
     if as_json and output == "-":
         raise ConfigError("--json and -o - both write to stdout; choose one")
     config = GradeConfig(
         rollouts=rollouts, output=output, grader=grader, timeout=timeout, truncated=truncated, errors=errors,
         tolerance=tolerance, audit=audit, rows_per_part=rows_per_part, overwrite=overwrite, answer_format=answer_format,
-        problems=problems, id_field=id_field, completion_field=completion_field, answer_field=answer_field,
-        sample_index_field=sample_index_field, ray=ray,
+        fields=SampleFields(
+            id_field=id_field, completion_field=completion_field, answer_field=answer_field, sample_index_field=sample_index_field, problems=problems,
+        ),
+        ray=ray,
         **({} if workers is None else {"workers": workers}),
         **({} if reasoning_tags is None else {"reasoning_tags": tuple(reasoning_tags)}),
     )

@@ -80,24 +80,9 @@ class GradeConfig:
     """Rows per part file of a directory output."""
     overwrite: bool = False
     """Delete an existing output and start afresh instead of resuming it."""
-    # How generations written by other tools are read (see paced_curate/samples.py).
-    problems: str | None = None
-    """Problem set to join gold answers (and prompts, extra columns) from, by id."""
-    id_field: str | None = None
-    """Column with the problem id; default: problem_id, id, unique_id, uid, uuid or doc_id."""
-    completion_field: str | None = None
-    """Column with the completion (text, a list of texts, or a chat whose last assistant turn is read)."""
-    answer_field: str | None = None
-    """Column with the gold answer (of --problems when given)."""
-    sample_index_field: str | None = None
-    """Column with the sample index; default: sample_index, else numbered in row order per problem."""
-
-    def sample_fields(self) -> SampleFields:
-        """The column mapping used to read `rollouts`."""
-        return SampleFields(
-            id_field=self.id_field, completion_field=self.completion_field, answer_field=self.answer_field,
-            sample_index_field=self.sample_index_field, problems=self.problems,
-        )
+    fields: SampleFields = field(default_factory=SampleFields)
+    """How generations written by other tools are read: column names and the --problems join
+    (see paced_curate/samples.py)."""
     ray: str | None = None
     """Grade as Ray CPU tasks on a cluster: local, auto, or an address; --workers is then unused (#17)."""
 
@@ -151,7 +136,7 @@ class GradeConfig:
             "tolerance": tolerance,
             "reasoning_tags": [list(pair) for pair in parse_reasoning_tags(self.reasoning_tags)],
             "answer_format": self.answer_format,
-        } | {name: value for name, value in asdict(self.sample_fields()).items() if value is not None and name != "problems"}
+        } | {name: value for name, value in asdict(self.fields).items() if value is not None and name != "problems"}
 
 
 @dataclass(frozen=True)
@@ -354,11 +339,11 @@ def run_grade(config: GradeConfig) -> GradeResult:
 
 
 def _grade_into_output(config: GradeConfig, specs: tuple[GraderSpec, ...], pool: GradingPool) -> GradeResult:
-    table = read_generations(config.rollouts, config.sample_fields())
+    table = read_generations(config.rollouts, config.fields)
     settings = config.settings()
     inputs = {"rollouts": {"path": config.rollouts, "sha256": input_digest(config.rollouts)}}
-    if config.problems is not None:
-        inputs["problems"] = {"path": config.problems, "sha256": input_digest(config.problems)}
+    if config.fields.problems is not None:
+        inputs["problems"] = {"path": config.fields.problems, "sha256": input_digest(config.fields.problems)}
     # Carried on to weight and export, which rebuild the student's prompts from it (#14).
     record = schema_record(table.schema) or (None if config.rollouts == STDIO else inherited_prompt_record(config.rollouts))
     out = None
