@@ -225,9 +225,7 @@ def _open_run(run: Path, config: EstimateConfig, settings: dict, inputs: dict) -
             # problem file): nothing to keep, so the corrected command simply starts.
             say(f"restarting {run}: the earlier attempt drew no samples")
             shutil.rmtree(run / ROUNDS_DIR, ignore_errors=True)
-            state = {"stage": "estimate", "complete": False, "settings": settings, "settings_hash": settings_hash(settings), "inputs": inputs}
-            write_json(state, state_file)
-            return state
+            return _new_state(state_file, settings, inputs)
         if mismatch:
             before, now = state.get("settings", {}), settings
             changed = [key for key in sorted(set(before) | set(now)) if before.get(key) != now.get(key)]
@@ -245,6 +243,11 @@ def _open_run(run: Path, config: EstimateConfig, settings: dict, inputs: dict) -
         shown = foreign[0] if foreign else next(name for name in OWNED if (run / name).exists())
         advice = "--overwrite replaces only an estimate run's own files, so choose another -o" if config.overwrite else "choose another -o or pass --overwrite"
         raise InputError(f"{run}: exists and is not a paced estimate run (it holds {shown!r}); {advice}")
+    return _new_state(state_file, settings, inputs)
+
+
+def _new_state(state_file: Path, settings: dict, inputs: dict) -> dict:
+    """Write and return the state of a run that has drawn nothing yet."""
     state = {"stage": "estimate", "complete": False, "settings": settings, "settings_hash": settings_hash(settings), "inputs": inputs}
     write_json(state, state_file)
     return state
