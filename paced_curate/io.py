@@ -43,6 +43,8 @@ from paced_curate.schema import TableSpec, conform, stage_metadata
 
 STDIO = "-"
 MANIFEST = "manifest.json"
+ESTIMATE_STATE = "estimate.json"
+"""The state file that marks a `paced estimate` run folder."""
 EXTRAS_SUFFIX = ".paced"
 PART_NAME = "part-{:05d}.parquet"
 PART_RE = re.compile(r"^part-(\d{5})\.parquet$")
@@ -400,7 +402,7 @@ def refuse_estimate_run(folder: Path) -> None:
     Raises:
         InputError: `folder` holds an `estimate.json`.
     """
-    if (folder / "estimate.json").is_file():
+    if (folder / ESTIMATE_STATE).is_file():
         raise InputError(
             f"{folder}: is a paced estimate run, which holds several tables; pass {folder / 'rollouts'}, "
             f"{folder / 'graded'} or {folder / 'weights.parquet'}"

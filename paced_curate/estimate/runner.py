@@ -42,6 +42,7 @@ from paced_curate.estimate.plan import (
 )
 from paced_curate.grade import run_grade
 from paced_curate.io import (
+    ESTIMATE_STATE,
     input_digest,
     read_manifest,
     read_table,
@@ -58,7 +59,7 @@ from paced_curate.rollout.prompt_record import inherited_prompt_record
 from paced_curate.schema import GRADES, PROBLEMS, ROLLOUTS
 from paced_curate.weight import count_samples, run_weight
 
-STATE_FILE = "estimate.json"
+STATE_FILE = ESTIMATE_STATE
 ROUNDS_DIR = "rounds"
 TEACHER_PROBLEMS = "teacher_problems.parquet"
 OWNED = (STATE_FILE, ROUNDS_DIR, "rollouts", "graded", "weights.parquet", TEACHER_PROBLEMS)
