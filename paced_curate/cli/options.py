@@ -1,0 +1,34 @@
+"""Options that several commands share, declared once so their flags and help stay the same."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+TemperatureOption = Annotated[float, typer.Option(help="Sampling temperature (0 = greedy).")]
+TopPOption = Annotated[float, typer.Option("--top-p", help="Nucleus sampling threshold.")]
+MaxTokensOption = Annotated[int, typer.Option("--max-tokens", help="Most tokens generated per sample.")]
+SeedOption = Annotated[int, typer.Option(help="Run seed; each sample's seed derives from (seed, problem_id, sample index).")]
+EngineOption = Annotated[str, typer.Option(help="vllm, hf (transformers) or openai (OpenAI-compatible server).")]
+TemplateOption = Annotated[str, typer.Option(help="Prompt template; {prompt} is replaced by the problem.")]
+SystemPromptOption = Annotated[Optional[str], typer.Option("--system-prompt", help="Optional system prompt.")]
+ChatTemplateOption = Annotated[str, typer.Option("--chat-template", help="auto, on or off: apply the tokenizer's chat template.")]
+IdFieldOption = Annotated[Optional[str], typer.Option("--id-field", help="Column holding problem ids.")]
+PromptFieldOption = Annotated[Optional[str], typer.Option("--prompt-field", help="Column holding the prompt.")]
+AnswerFieldOption = Annotated[Optional[str], typer.Option("--answer-field", help="Column holding the gold answer.")]
+SplitOption = Annotated[Optional[str], typer.Option(help="Split of a Hugging Face dataset folder.")]
+ProblemsPerPartOption = Annotated[int, typer.Option("--problems-per-part", help="Problems per part file.")]
+OverwriteOption = Annotated[bool, typer.Option(help="Delete an existing output and start afresh.")]
+TensorParallelSizeOption = Annotated[int, typer.Option("--tensor-parallel-size", help="vllm: GPUs per engine.")]
+MaxModelLenOption = Annotated[Optional[int], typer.Option("--max-model-len", help="Longest prompt + completion.")]
+DtypeOption = Annotated[str, typer.Option(help="auto, float32, bfloat16 or float16.")]
+BatchSizeOption = Annotated[int, typer.Option("--batch-size", help="hf: sequences per generate call.")]
+TokenizerOption = Annotated[Optional[str], typer.Option(help="openai: local tokenizer folder to render prompts.")]
+AsJsonOption = Annotated[bool, typer.Option("--json", help="Print the result as one JSON document on stdout.")]
+WorkersOption = Annotated[Optional[int], typer.Option(help="Grading processes (default: number of CPUs).")]
+AlphaOption = Annotated[float, typer.Option(help="Beta kernel exponent of p (> 0).")]
+BetaOption = Annotated[float, typer.Option(help="Beta kernel exponent of 1 - p (> 0).")]
+LowOption = Annotated[Optional[float], typer.Option(help="Band kernel: lowest pass rate kept.")]
+HighOption = Annotated[Optional[float], typer.Option(help="Band kernel: highest pass rate kept.")]
+PlotOption = Annotated[Optional[str], typer.Option(help="Also save the pass-rate and weight histograms as this PNG.")]

@@ -1,0 +1,53 @@
+"""paced weight: pass rates and PACED weights."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from paced_curate.cli.app import app, fails_cleanly, print_json
+from paced_curate.cli.options import AlphaOption, BetaOption, HighOption, LowOption, PlotOption
+from paced_curate.errors import ConfigError
+
+
+@app.command("weight")
+@fails_cleanly
+def weight_command(
+    graded: Annotated[str, typer.Argument(help="Graded samples: .parquet file, paced grade output directory, or - for a pipe.")],
+    output: Annotated[str, typer.Option("--output", "-o", help="Weights table: a .parquet file, or - for an Arrow stream.")],
+    kernel: Annotated[str, typer.Option(help="beta: p^alpha (1-p)^beta (PACED); uniform: all 1; band: 1 for low <= p <= high.")] = "beta",
+    alpha: AlphaOption = 1.0,
+    beta: BetaOption = 1.0,
+    low: LowOption = None,
+    high: HighOption = None,
+    estimator: Annotated[str, typer.Option(help="empirical: plug in p = correct/scored; bayes: posterior mean of the kernel; eb: same, prior fitted to the pool.")] = "empirical",
+    prior_a: Annotated[float, typer.Option("--prior-a", help="bayes: Beta prior parameter a (Jeffreys 0.5).")] = 0.5,
+    prior_b: Annotated[float, typer.Option("--prior-b", help="bayes: Beta prior parameter b (Jeffreys 0.5).")] = 0.5,
+    interval: Annotated[str, typer.Option(help="Confidence interval for p in ci_low/ci_high: jeffreys or wilson.")] = "jeffreys",
+    confidence: Annotated[float, typer.Option(help="Coverage of that interval.")] = 0.95,
+    normalize: Annotated[str, typer.Option(help="mean (mean weight 1), sum (sum 1), max (max 1) or none (raw kernel).")] = "mean",
+    plot: PlotOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the statistics as one JSON document on stdout.")] = False,
+) -> None:
+    """Weight each problem by its pass rate p: w(p) = p^alpha (1-p)^beta, normalised to mean 1.
+
+    Example: paced weight graded/ -o weights.parquet --estimator bayes --plot weights.png
+    """
+    from paced_curate.report import say
+    from paced_curate.weight import WeightConfig, render_weight_statistics, run_weight
+
+    if as_json and output == "-":
+        raise ConfigError("--json and -o - both write to stdout; choose one")
+    config = WeightConfig(
+        graded=graded, output=output, kernel=kernel, alpha=alpha, beta=beta, low=low, high=high, estimator=estimator,
+        prior_a=prior_a, prior_b=prior_b, interval=interval, confidence=confidence, normalize=normalize, plot=plot,
+    )
+    result = run_weight(config)
+    for warning in result.warnings:
+        say(f"warning: {warning}")
+    render_weight_statistics(result.statistics)
+    written = "stdout" if output == "-" else output
+    say(f"wrote {result.table.num_rows:,} problem weights to {written}" + (f" and histograms to {plot}" if plot else ""))
+    if as_json:
+        print_json(result.statistics)
