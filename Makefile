@@ -1,6 +1,6 @@
 # Two commands do everything on a fresh machine:
 #   make demo   set up .venv, then run the built-in example end to end
-#   make test   set up .venv, then run the tests
+#   make test   set up .venv, then run the tests (tests/test_docs.py builds the docs site strictly)
 # Set-up is idempotent: it reinstalls only when the lock file or pyproject.toml changed.
 
 SHELL := /bin/bash
@@ -14,7 +14,7 @@ PIP := $(VENV)/bin/python -m pip --disable-pip-version-check --quiet
 # Some machines' pip config names index folders that do not exist; pip warns once per package.
 QUIET_PIP := 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
 
-.PHONY: setup test demo bench lock clean
+.PHONY: setup test demo bench docs lock clean
 
 setup: $(STAMP)
 
@@ -35,6 +35,10 @@ test: setup
 
 demo: setup
 	$(VENV)/bin/paced demo $(DEMO_ARGS)
+
+# The documentation site (docs/, mkdocs.yml) at http://127.0.0.1:8000, rebuilt as you edit.
+docs: setup
+	$(VENV)/bin/mkdocs serve
 
 bench: setup
 	@for script in bench/*.py; do echo "== $$script"; $(VENV)/bin/python $$script || exit 1; done
