@@ -26,10 +26,11 @@ README_MAX_LINES = 250
 
 
 def docs_text() -> str:
-    """Every page under docs/, and the files its pages include (changelog, examples)."""
+    """Every page under docs/, and the files its pages include (examples/README.md), but not the
+    changelog: a changelog bullet does not document a flag."""
     pages = [path.read_text() for path in sorted(DOCS.rglob("*.md"))]
     included = re.findall(r'^--8<-- "([^"]+)"', "\n".join(pages), re.M)
-    return "\n".join(pages + [(ROOT / name).read_text() for name in included])
+    return "\n".join(pages + [(ROOT / name).read_text() for name in included if name != "CHANGELOG.md"])
 
 
 def mentions(text: str, word: str) -> bool:
