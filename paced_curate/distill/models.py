@@ -214,10 +214,16 @@ def _sample_group(student, prompts, seeds, budget: int, *, temperature: float, e
     sampler = SeededSampler(seeds, temperature, top_p=1.0)
     # The checkpoint's generation_config.json (repetition penalty, top-k, ...) must not reshape the samples:
     # rkl's KL is taken against the plain softmax at `temperature`.
+    # synced_gpus=False: fully_shard marks the student `_is_fsdp_managed_module`, so under torchrun generate would
+    # default to synced_gpus=True: an all-reduce of a "finished" flag at every step, and a finished rank running
+    # forward passes until every rank is done. Rows whose budgets the position limit cuts differently make the ranks
+    # run different numbers of generate calls (budget_groups), so those all-reduces met FSDP's collectives (gloo
+    # error, SIGABRT), and a rank past its budget fed positions beyond the limit (GPT-2: IndexError) (#26). Under
+    # FSDP the parameters are gathered for the whole sampling call (parallel.py): generating needs no collective.
     with torch.no_grad(), own_generation_config(student, eos, pad_id):
         out = student.generate(
             input_ids=input_ids.to(device), attention_mask=attention.to(device), generation_config=config,
-            logits_processor=LogitsProcessorList([sampler]),
+            logits_processor=LogitsProcessorList([sampler]), synced_gpus=False,
         )
     responses = []
     for tokens in out[:, width:].tolist():

@@ -13,12 +13,15 @@ What FSDP changes, and what it must not:
   are summed (FSDP's gradient divide factor is set to 1 instead of its default, the mean), so
   the update equals the one-process update up to float summation order.
 - rkl samples are drawn on each rank for its own share, each row from its own seed
-  (seed, step, row), so a row's sample does not depend on which rank draws it.
+  (seed, step, row, copy), so a row's sample does not depend on which rank draws it; a row
+  twice in one global batch has its copies numbered over the whole batch (`data.global_batch`).
 - The student is one FSDP unit (`fully_shard` on a wrapper whose forward runs a whole KL or
   sampling call): its parameters, gradients and AdamW state are sharded across ranks between
   steps and gathered for the duration of a call. One unit, not one per layer, because rkl
   sampling makes a data-dependent number of forward passes per rank, and per-layer units
-  would need the same number of all-gathers on every rank.
+  would need the same number of all-gathers on every rank. For the same reason `generate`
+  runs with synced_gpus=False (models.py): every rank makes the same collective calls (one
+  gather per sampling or KL call, one per micro-batch), however many tokens it samples.
 - The teacher is replicated on every rank, frozen (no gradients, no optimizer state).
 - Checkpoints: torch.distributed.checkpoint (DCP) shards of the student and optimizer in
   checkpoints/step-N/dcp/, plus trainer_state.pt (step, scheduler, RNG, settings) written by
