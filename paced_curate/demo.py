@@ -301,6 +301,7 @@ def distill(data: Path, student: Path, teacher: Path, output: Path, config: Demo
     return run_distill(DistillConfig(
         shards=str(data), student=str(student), teacher=str(teacher), output=str(output), loss=loss,
         max_steps=config.distill_steps, batch_size=config.batch_size, lr=config.lr, seed=seed, overwrite=True,
+        warmup_steps=10,  # the registered comparison's warm-up (README), pinned when distill's default began to scale with the run
         template=DEMO_TEMPLATE, chat_template="off", rkl_max_tokens=MAX_TOKENS, checkpoint_every=0, log_every=max(config.distill_steps // 2, 1),
         **evaluation,
     ))

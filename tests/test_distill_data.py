@@ -61,25 +61,40 @@ def models(tmp_path_factory) -> dict[str, Path]:
     return {"student": student, "teacher": teacher, "other_vocab": other}
 
 
-def make_export(tmp_path: Path, n: int = 8, references: bool = True, name: str = "data", weights: list[float] | None = None, fmt: str = "native") -> Path:
-    """A native export of n problems 'What is i + i?' with weights (i + 1) / n and references '\\boxed{2i}'."""
+def make_export(
+    tmp_path: Path, n: int = 8, references: bool = True, name: str = "data", weights: list[float] | None = None, fmt: str = "native",
+    *, values: list[int] | None = None, refs: list[int] | None = None, prompt_record: dict | None = None,
+) -> Path:
+    """A native export of n problems 'What is v + v?' (v = i, or values[i]) with weights (i + 1) / n and references '\\boxed{2v}'.
+
+    refs: correct teacher references per problem (default one each; the export keeps up to max(refs) per problem).
+    prompt_record: the rollout's prompt record (`rollout.prompt_record`), carried in the weights' provenance as
+    `paced weight` writes it, so the export records it; None: an export without a record.
+    """
+    values = list(range(n)) if values is None else values
+    n = len(values)
     problems = write_jsonl(
         tmp_path / f"{name}_problems.jsonl",
-        [{"id": f"q{i:02d}", "question": f"What is {i} + {i}?", "answer": str(2 * i)} for i in range(n)],
+        [{"id": f"q{i:02d}", "question": f"What is {v} + {v}?", "answer": str(2 * v)} for i, v in enumerate(values)],
     )
     weights = weights or [(i + 1) / n for i in range(n)]
     rows = [WEIGHT_ROW | {"problem_id": f"q{i:02d}", "weight_raw": w, "weight": w} for i, w in enumerate(weights)]
     weights_path = tmp_path / f"{name}_weights.parquet"
-    write_table(build_table(rows, WEIGHTS), str(weights_path), WEIGHTS)
+    provenance = None if prompt_record is None else {"prompt_format": prompt_record}
+    write_table(build_table(rows, WEIGHTS), str(weights_path), WEIGHTS, provenance=provenance)
     graded = None
+    refs = refs or [1] * n
     if references:
-        samples = [GRADE_ROW | {"problem_id": f"q{i:02d}", "completion": f"{i}+{i}=\\boxed{{{2 * i}}}"} for i in range(n)]
+        samples = [
+            GRADE_ROW | {"problem_id": f"q{i:02d}", "sample_index": k, "completion": f"{v}+{v}=\\boxed{{{2 * v}}}" + "." * k}
+            for i, v in enumerate(values) for k in range(refs[i])
+        ]
         graded = tmp_path / f"{name}_teacher.parquet"
         write_table(build_table(samples, GRADES), str(graded), GRADES)
     output = tmp_path / name
     run_export(ExportConfig(
         problems=str(problems), weights=str(weights_path), references=None if graded is None else str(graded), output=str(output),
-        format=fmt, drop_zero=False, normalize="none",
+        format=fmt, drop_zero=False, normalize="none", refs_per_problem=max(refs),
     ))
     return output
 
@@ -231,3 +246,52 @@ def test_weights_off_on_an_export_that_dropped_problems_says_so(tmp_path, option
     else:
         assert note is None
     assert unweighted_note(str(tmp_path / "nowhere")) is None
+
+
+REFS_CASES = [
+    # correct references per problem (the export keeps up to max of them), weights, reason
+    ([1, 2, 3], "off", "R = 3: problems the teacher solves 1, 2 and 3 times each weigh 1 in total"),
+    ([3, 3, 1, 2], "off", "repeated counts: every problem still sums to 1"),
+    ([1, 2, 3], "on", "weights on: the export's w / R shares sum to the problem's weight"),
+]
+
+
+@pytest.mark.parametrize(("refs", "weights"), [(r, w) for r, w, _ in REFS_CASES], ids=[r for _, _, r in REFS_CASES])
+def test_each_problem_weighs_the_same_total_whatever_its_number_of_references_21(tmp_path, models, refs, weights):
+    """#21: `--weights off` with --refs-per-problem R > 1 gave a problem weight 1 per reference (up to R)."""
+    import torch
+
+    from paced_curate.distill.losses import weighted_problem_loss
+
+    problem_weights = [0.5 + i for i in range(len(refs))]
+    data = make_export(tmp_path, values=list(range(len(refs))), refs=refs, weights=problem_weights)
+    table = read_train_split(str(data), need_reference=True)
+    examples, _ = load_examples(table, str(data), tokenizer_of(models["student"]), SHORT, use_weights=weights == "on", max_length=512)
+    rows = Counter(e.problem_id for e in examples)
+    assert [rows[f"q{i:02d}"] for i in range(len(refs))] == refs, "the export kept every correct reference"
+    totals = {pid: sum(e.weight for e in examples if e.problem_id == pid) for pid in rows}
+    expected = {f"q{i:02d}": (problem_weights[i] if weights == "on" else 1.0) for i in range(len(refs))}
+    assert totals == pytest.approx(expected)
+    # The batch objective: a problem's rows with the same per-token KL k_p add up to w_p * k_p, once per problem.
+    kl_of = {f"q{i:02d}": float(i + 1) for i in range(len(refs))}
+    batch = collate(examples, [e.response_ids for e in examples], pad_id=1)
+    per_token = torch.tensor([kl_of[examples[row].problem_id] for row in batch.token_problem.tolist()])
+    loss = weighted_problem_loss(per_token, batch.token_problem, batch.weights, batch_size=len(refs))
+    assert loss.item() == pytest.approx(sum(expected[p] * kl_of[p] for p in kl_of) / len(refs))
+
+
+def test_copies_of_a_row_in_one_global_batch_are_numbered_in_stream_order_21(tmp_path, models):
+    """Batches span epochs, so a row can be in one twice; each copy is numbered over the whole global batch."""
+    from paced_curate.distill.data import global_batch
+    from paced_curate.distill.train import rkl_seed_key
+
+    examples = short_examples(make_export(tmp_path, n=3), models)
+    indices = batch_indices(0, 8, 3, seed=4)  # positions 0..7: three epochs' worth of 3 examples
+    batch = global_batch(examples, 0, 8, seed=4)
+    assert [e.row for e in batch] == [examples[i].row for i in indices]
+    assert [e.copy for e in batch] == [indices[:k].count(i) for k, i in enumerate(indices)]
+    assert sorted((e.row, e.copy) for e in batch) == [(r, c) for r in range(3) for c in range(3 if r in indices[6:] else 2)]
+    # Every copy draws its own rkl sample, and the first copy keeps the key it had before copies were numbered.
+    keys = [rkl_seed_key(0, e) for e in batch]
+    assert len(set(keys)) == 8 and keys[0] == f"rkl:step0:row{batch[0].row}"
+    assert all(e.copy == 0 for e in global_batch(examples, 0, 3, seed=4)), "one epoch per batch: no copies"

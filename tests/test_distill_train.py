@@ -114,6 +114,71 @@ def test_resume_refuses_other_settings_and_names_the_flag(tmp_path, models, data
     assert result.start_step == 2 and result.response_tokens == 0
 
 
+RESUME_WITHOUT_CHECKPOINT = [
+    # what the run directory holds, what the error says, reason
+    ("nothing", "the run directory does not exist", "a typo in -o"),
+    ("empty", "the run directory holds no complete checkpoint", "an empty folder"),
+    ("half", "the run directory holds no complete checkpoint", "a crash while writing the first checkpoint"),
+    ("finished", "the run directory holds a finished run's final/ but no checkpoint", "a run with --checkpoint-every 0"),
+]
+
+
+@pytest.mark.parametrize(("holds", "found"), [c[:2] for c in RESUME_WITHOUT_CHECKPOINT], ids=[c[2] for c in RESUME_WITHOUT_CHECKPOINT])
+def test_resume_without_a_checkpoint_is_refused_and_leaves_the_run_alone_26(tmp_path, models, data, cli, holds, found):
+    """#26: `--resume` on a run with no checkpoint started over and replaced final/."""
+    run = tmp_path / "run"
+    if holds == "finished":
+        run_distill(config(data, models, run, max_steps=1))
+    elif holds != "nothing":
+        run.mkdir()
+    if holds == "half":
+        (run / "checkpoints" / ".step-000001.tmp-dead").mkdir(parents=True)
+    before = sorted((p.relative_to(run), p.stat().st_mtime_ns) for p in run.rglob("*")) if run.exists() else None
+    result = cli("distill", data, "--student", models["student"], "--teacher", models["teacher"], "-o", run, "--max-steps", "1",
+                 "--template", SHORT.template, "--chat-template", "off", "--resume")
+    assert_user_error(
+        result, f"{run}: --resume: {found}, so there is nothing to continue; run without --resume to start (add --overwrite to replace what is there)"
+    )
+    after = sorted((p.relative_to(run), p.stat().st_mtime_ns) for p in run.rglob("*")) if run.exists() else None
+    assert after == before, "nothing in the run directory was written or deleted"
+
+
+WARMUP = [
+    # --warmup-steps, steps of the run, warm-up used, reason
+    (None, 4, 0, "a 4-step run: no warm-up, so step 1 trains at --lr"),
+    (None, 19, 1, "a tenth of 19, rounded down"),
+    (None, 80, 8, "a tenth of 80"),
+    (None, 100, 10, "a tenth reaches the cap"),
+    (None, 5000, 10, "the cap: 10 steps, as before"),
+    (0, 100, 0, "given: 0"),
+    (25, 100, 25, "given: kept even past the cap"),
+    (10, 4, 10, "given: kept even past the run (with a note)"),
+]
+
+
+@pytest.mark.parametrize(("given", "total", "used"), [c[:3] for c in WARMUP], ids=[c[3] for c in WARMUP])
+def test_the_default_warmup_scales_with_the_run_26(given, total, used):
+    assert DistillConfig(shards="d", student="s", teacher="t", output="o", warmup_steps=given).resolved_warmup_steps(total) == used
+
+
+def test_a_short_run_reaches_lr_by_default_and_a_warmup_past_the_run_is_noted_26(tmp_path, models, data, cli):
+    """#26: the default 10 warm-up steps meant a short `distill` never reached --lr."""
+    common = ["distill", data, "--student", models["student"], "--teacher", models["teacher"], "--max-steps", "4", "--batch-size", "4",
+              "--lr", "1e-3", "--template", SHORT.template, "--chat-template", "off"]
+    default = cli(*common, "-o", tmp_path / "default")
+    assert default.exit_code == 0, default.output
+    assert [r["lr"] for r in train_records(tmp_path / "default")][0] == pytest.approx(1e-3)
+    assert "warm-up 0 steps" in default.stderr and "NOTE: --warmup-steps" not in default.stderr
+    assert json.loads((tmp_path / "default" / "run.json").read_text())["warmup_steps"] == 0
+    long = cli(*common, "-o", tmp_path / "long", "--warmup-steps", "10")
+    assert long.exit_code == 0, long.output
+    assert max(r["lr"] for r in train_records(tmp_path / "long")) == pytest.approx(1e-3 * 4 / 11)
+    assert (
+        "NOTE: --warmup-steps 10 covers the whole run of 4 steps, so the learning rate never reaches --lr (it peaks at 3.64e-04); "
+        "lower --warmup-steps, or leave it out for min(10, a tenth of the steps)"
+    ) in long.stderr.splitlines()
+
+
 def test_gradient_accumulation_gives_the_same_losses_as_one_big_batch(tmp_path, models, data):
     run_distill(config(data, models, tmp_path / "one", max_steps=3))
     run_distill(config(data, models, tmp_path / "four", max_steps=3, micro_batch_size=1, chunk_size=3))

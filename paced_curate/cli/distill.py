@@ -8,8 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from paced_curate.cli.app import app, fails_cleanly, print_json
-from paced_curate.cli.options import AsJsonOption, ChatTemplateOption
-from paced_curate.rollout.prompts import DEFAULT_TEMPLATE
+from paced_curate.cli.options import AsJsonOption
 
 
 @app.command("distill")
@@ -28,7 +27,7 @@ def distill_command(
     micro_batch_size: Annotated[Optional[int], typer.Option("--micro-batch-size", help="Examples per forward pass (gradient accumulation).")] = None,
     lr: Annotated[float, typer.Option(help="Peak AdamW learning rate.")] = 1e-5,
     min_lr: Annotated[Optional[float], typer.Option("--min-lr", help="Learning rate at the end of the cosine (default lr/10).")] = None,
-    warmup_steps: Annotated[int, typer.Option("--warmup-steps", help="Linear warm-up steps.")] = 10,
+    warmup_steps: Annotated[Optional[int], typer.Option("--warmup-steps", help="Linear warm-up steps (default min(10, a tenth of the steps)).")] = None,
     weight_decay: Annotated[float, typer.Option("--weight-decay", help="AdamW weight decay (matrices only).")] = 0.0,
     grad_clip: Annotated[float, typer.Option("--grad-clip", help="Clip the gradient norm to this (0: off).")] = 1.0,
     seed: Annotated[int, typer.Option(help="Seed of the data order, rkl samples and evaluation samples.")] = 0,
@@ -41,9 +40,16 @@ def distill_command(
         help="rkl: sampling temperature. Only 1 is on-policy: the KL is against the student's temperature-1 distribution, "
         "so other values train on samples from a sharper (<1) or flatter (>1) distribution than the one the KL uses.",
     )] = 1.0,
-    template: Annotated[str, typer.Option(help="Prompt template; {prompt} is replaced by the problem (as for rollout).")] = DEFAULT_TEMPLATE,
-    system_prompt: Annotated[Optional[str], typer.Option("--system-prompt", help="Optional system prompt (as for rollout).")] = None,
-    chat_template: ChatTemplateOption = "auto",
+    prompt_format: Annotated[str, typer.Option(
+        "--prompt-format",
+        help="export: render prompts as the export records the rollout did (flags that contradict it are refused); "
+        "flags: render them from --template, --system-prompt, --chat-template (recorded in run.json). Also for --eval.",
+    )] = "export",
+    template: Annotated[Optional[str], typer.Option(help="Prompt template; {prompt} is replaced by the problem (default: as the export records).")] = None,
+    system_prompt: Annotated[Optional[str], typer.Option("--system-prompt", help="System prompt (default: as the export records).")] = None,
+    chat_template: Annotated[Optional[str], typer.Option(
+        "--chat-template", help="auto, on or off: apply the tokenizer's chat template (default: as the export records, else auto).",
+    )] = None,
     checkpoint_every: Annotated[int, typer.Option("--checkpoint-every", help="Write a checkpoint every N steps (0: none).")] = 200,
     keep_checkpoints: Annotated[int, typer.Option("--keep-checkpoints", help="Keep the newest N checkpoints (0: all).")] = 2,
     eval_problems: Annotated[Optional[str], typer.Option("--eval", help="Held-out problems: sample + grade the student on them.")] = None,
@@ -70,7 +76,7 @@ def distill_command(
         max_steps=max_steps, epochs=epochs, batch_size=batch_size, micro_batch_size=micro_batch_size, lr=lr, min_lr=min_lr,
         warmup_steps=warmup_steps, weight_decay=weight_decay, grad_clip=grad_clip, seed=seed, max_length=max_length,
         chunk_size=chunk_size, gradient_checkpointing=gradient_checkpointing, rkl_max_tokens=rkl_max_tokens,
-        rkl_temperature=rkl_temperature, template=template, system_prompt=system_prompt, chat_template=chat_template,
+        rkl_temperature=rkl_temperature, prompt_format=prompt_format, template=template, system_prompt=system_prompt, chat_template=chat_template,
         checkpoint_every=checkpoint_every, keep_checkpoints=keep_checkpoints, eval_problems=eval_problems,
         eval_every=eval_every, eval_samples=eval_samples, eval_max_tokens=eval_max_tokens, eval_temperature=eval_temperature,
         eval_batch_size=eval_batch_size, eval_workers=eval_workers, device=device, log_every=log_every, resume=resume,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from paced_curate.errors import ConfigError
-from paced_curate.rollout.prompts import DEFAULT_TEMPLATE, PromptFormat
+from paced_curate.distill.prompts import PROMPT_SOURCES, flags_format
 
 LOSSES = ("fkl", "rkl", "fkl-then-rkl", "akl")
 WEIGHTING = ("on", "off")
@@ -53,8 +53,8 @@ class DistillConfig:
     """Peak learning rate of AdamW."""
     min_lr: float | None = None
     """Learning rate at the end of the cosine decay; default lr / 10."""
-    warmup_steps: int = 10
-    """Steps of linear warm-up before the cosine decay."""
+    warmup_steps: int | None = None
+    """Steps of linear warm-up before the cosine decay; default min(10, a tenth of the run's steps), so a short run still reaches --lr."""
     weight_decay: float = 0.0
     """AdamW weight decay (applied to matrices only, not to norms or biases)."""
     grad_clip: float = 1.0
@@ -73,12 +73,15 @@ class DistillConfig:
     """rkl: sampling temperature of the student's responses. Only 1 is on-policy: the KL is always taken against the
     student's temperature-1 distribution, so other values train on samples from a different distribution (below 1
     sharper, above 1 flatter) and the loss is no longer the reverse KL's on-policy estimate."""
-    template: str = DEFAULT_TEMPLATE
-    """Prompt template; `{prompt}` is replaced by the problem (use the one the rollouts used)."""
+    prompt_format: str = "export"
+    """export: render prompts as the export records the rollout did (flags that contradict the record are refused);
+    flags: render them from --template, --system-prompt and --chat-template (recorded in run.json). Also for --eval."""
+    template: str | None = None
+    """Prompt template; `{prompt}` is replaced by the problem. Default: the export's recorded template (else the rollout's default)."""
     system_prompt: str | None = None
-    """Optional system prompt (as for `paced rollout`)."""
-    chat_template: str = "auto"
-    """auto (the tokenizer's chat template when it has one), on or off (as for `paced rollout`)."""
+    """System prompt (as for `paced rollout`). Default: the export's recorded one (else none)."""
+    chat_template: str | None = None
+    """auto (the tokenizer's chat template when it has one), on or off (as for `paced rollout`). Default: as the export records (else auto)."""
     checkpoint_every: int = 200
     """Write a checkpoint every N steps (0: none; the final student is always saved)."""
     keep_checkpoints: int = 2
@@ -125,7 +128,11 @@ class DistillConfig:
         for name in ("batch_size", "chunk_size", "rkl_max_tokens", "eval_samples", "eval_max_tokens", "eval_batch_size", "log_every"):
             if getattr(self, name) < 1:
                 problems.append(f"--{name.replace('_', '-')} must be at least 1, not {getattr(self, name)}")
-        for name in ("warmup_steps", "checkpoint_every", "keep_checkpoints", "eval_every", "weight_decay", "grad_clip"):
+        if self.warmup_steps is not None and self.warmup_steps < 0:
+            problems.append(f"--warmup-steps must be >= 0, not {self.warmup_steps}")
+        if self.prompt_format not in PROMPT_SOURCES:
+            problems.append(f"--prompt-format must be export or flags, not {self.prompt_format!r}")
+        for name in ("checkpoint_every", "keep_checkpoints", "eval_every", "weight_decay", "grad_clip"):
             if getattr(self, name) < 0:
                 problems.append(f"--{name.replace('_', '-')} must be >= 0, not {getattr(self, name)}")
         if self.micro_batch_size is not None and not 1 <= self.micro_batch_size <= self.batch_size:
@@ -147,16 +154,11 @@ class DistillConfig:
         if self.output == "-":
             problems.append("-o must be a folder: a run writes checkpoints and a model, it cannot go to stdout")
         try:
-            self.prompt_format
+            flags_format(self)
         except ConfigError as error:
             problems.append(str(error))
         if problems:
             raise ConfigError("; ".join(problems))
-
-    @property
-    def prompt_format(self) -> PromptFormat:
-        """How problems become prompts, exactly as `paced rollout` renders them."""
-        return PromptFormat(template=self.template, system_prompt=self.system_prompt, chat_template=self.chat_template)
 
     @property
     def resolved_min_lr(self) -> float:
@@ -165,6 +167,10 @@ class DistillConfig:
     @property
     def resolved_micro_batch_size(self) -> int:
         return self.batch_size if self.micro_batch_size is None else self.micro_batch_size
+
+    def resolved_warmup_steps(self, total: int) -> int:
+        """--warmup-steps, else min(10, total // 10): a run of fewer than 10 steps has none and starts at --lr."""
+        return min(10, total // 10) if self.warmup_steps is None else self.warmup_steps
 
     def stages(self) -> tuple[str, ...]:
         """The losses this run trains with, in order."""

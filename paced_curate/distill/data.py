@@ -13,7 +13,7 @@ pads little.
 
     table = read_train_split("data/", need_reference=True)
     examples, report = load_examples(table, "data/", tokenizer, PromptFormat(), use_weights=True, max_length=2048)
-    for micro in micro_batches([examples[i] for i in batch_indices(step, 32, len(examples), seed=0)], 8):
+    for micro in micro_batches(global_batch(examples, step, 32, seed=0), 8):
         batch = collate(micro, [e.response_ids for e in micro], pad_id=tokenizer.pad_token_id)
 """
 
@@ -22,7 +22,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import dataclass, field
+from collections import Counter
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import torch
 
+from paced_curate.distill.prompts import PromptPlan
 from paced_curate.errors import ConfigError, InputError
 from paced_curate.rollout.prompts import PromptFormat, render
 
@@ -45,6 +47,10 @@ class Example:
     response_ids: list[int] | None
     """Reference tokens + eos, cut to fit max_length; None when the export has no reference."""
     weight: float
+    copy: int = 0
+    """Which copy of the row this is in its step's global batch (0: the first; batches span epochs, so a row
+    can be in one twice). Numbered over the whole global batch, not per rank, so the rkl seed it keys is the
+    same whichever rank trains it (#21)."""
 
     def length(self) -> int:
         return len(self.prompt_ids) + len(self.response_ids or ())
@@ -167,7 +173,7 @@ def train_digest(shards: str) -> str:
 
 
 def load_examples(
-    table: pa.Table, shards: str, tokenizer, prompt_format: PromptFormat, *, use_weights: bool, max_length: int
+    table: pa.Table, shards: str, tokenizer, prompt_format: PromptFormat | PromptPlan, *, use_weights: bool, max_length: int
 ) -> tuple[list[Example], DataReport]:
     """Tokenize the train split: prompts rendered as `paced rollout` does, references + eos.
 
@@ -175,8 +181,10 @@ def load_examples(
         table: the train split (`read_train_split`).
         shards: its folder, for messages.
         tokenizer: the student's tokenizer.
-        prompt_format: template, system prompt and chat-template mode (as for `paced rollout`).
-        use_weights: take each row's `weight`; False gives every row weight 1.0.
+        prompt_format: template, system prompt and chat-template mode (as for `paced rollout`), or a
+            `prompts.PromptPlan` (the export's record, which may differ per row).
+        use_weights: take each row's `weight`; False gives each problem weight 1, shared equally among its
+            rows (1/R for a problem with R rows), so the unweighted baseline weighs every problem the same.
         max_length: longest prompt + response in tokens; longer references are cut (counted).
 
     Returns:
@@ -196,13 +204,17 @@ def load_examples(
         if use_weights and not (math.isfinite(weight) and weight >= 0):
             raise InputError(f"{shards} train row {row} (problem {ids[row]!r}): weight {weight} is not a finite number >= 0")
 
+    # --weights off: each problem's rows share weight 1 (R references -> 1/R each), as the export shares a
+    # problem's PACED weight among its rows; so every problem weighs the same whatever its number of rows (#21).
+    rows_of = Counter(ids)
     eos = tokenizer.eos_token_id
     present = [row for row, ref in enumerate(references) if ref is not None]
     tokenized = tokenizer([references[row] for row in present], add_special_tokens=False).input_ids if present else []
     response_of = dict(zip(present, tokenized))
     examples = []
+    plan = prompt_format if isinstance(prompt_format, PromptPlan) else PromptPlan(prompt_format)
     for row in range(len(ids)):
-        _, prompt_ids, _ = render(prompt_format, tokenizer, prompts[row], messages[row])
+        _, prompt_ids, _ = render(plan.format_for(messages[row]), tokenizer, prompts[row], messages[row])
         if not prompt_ids:
             raise InputError(f"{shards} train row {row} (problem {ids[row]!r}): the rendered prompt has no tokens")
         room = max_length - len(prompt_ids)
@@ -216,7 +228,7 @@ def load_examples(
                 response = response[:room]
                 report.truncated_references += 1
             report.response_tokens += len(response)
-        examples.append(Example(row, ids[row], prompt_ids, response, float(weights[row]) if use_weights else 1.0))
+        examples.append(Example(row, ids[row], prompt_ids, response, float(weights[row]) if use_weights else 1.0 / rows_of[ids[row]]))
     if not examples:
         raise InputError(f"{shards}: no prompt fits in --max-length {max_length} tokens with room for a response")
     return examples, report
@@ -241,9 +253,24 @@ def batch_indices(step: int, batch_size: int, num_examples: int, seed: int) -> l
     return indices
 
 
+def global_batch(examples: list[Example], step: int, batch_size: int, seed: int) -> list[Example]:
+    """The examples of optimizer step `step` (`batch_indices`), each numbered by its copy in the batch.
+
+    The k-th occurrence of a row in the batch (in stream order) gets `copy` k, so each copy of a
+    row draws its own rkl sample, and the numbering does not depend on how the batch is split
+    among ranks or micro-batches.
+    """
+    seen: Counter = Counter()
+    batch = []
+    for index in batch_indices(step, batch_size, len(examples), seed):
+        batch.append(examples[index] if not seen[index] else replace(examples[index], copy=seen[index]))
+        seen[index] += 1
+    return batch
+
+
 def micro_batches(examples: list[Example], micro_batch_size: int) -> list[list[Example]]:
     """Cut a batch into micro-batches of similar length (longest first), so padding stays small."""
-    ordered = sorted(examples, key=lambda e: (-e.length(), e.row))
+    ordered = sorted(examples, key=lambda e: (-e.length(), e.row, e.copy))
     return [ordered[i : i + micro_batch_size] for i in range(0, len(ordered), micro_batch_size)]
 
 

@@ -27,7 +27,6 @@ from paced_curate.distill.config import DistillConfig
 from paced_curate.errors import InputError, ResumeMismatch
 from paced_curate.io import atomic_path, is_temp, write_json
 from paced_curate.partdir import command_line, package_versions
-from paced_curate.report import say
 
 METRICS = "metrics.jsonl"
 RUN_FILE = "run.json"
@@ -42,7 +41,8 @@ def prepare_run_dir(run_dir: Path, config: DistillConfig) -> Path | None:
         The checkpoint to resume from (`--resume` and one exists), else None.
 
     Raises:
-        InputError: the path is a file, or a non-empty directory without --resume or --overwrite.
+        InputError: the path is a file, a non-empty directory without --resume or --overwrite, or
+            --resume finds no complete checkpoint to continue from.
     """
     if run_dir.exists() and not run_dir.is_dir():
         raise InputError(f"{config.output}: exists and is a file; -o takes a run directory")
@@ -50,8 +50,14 @@ def prepare_run_dir(run_dir: Path, config: DistillConfig) -> Path | None:
     if config.resume:
         checkpoint = latest_checkpoint(run_dir)
         if checkpoint is None:
-            say(f"NOTE: --resume: {config.output} holds no complete checkpoint; starting from step 0")
-            run_dir.mkdir(parents=True, exist_ok=True)
+            # #26: starting over here would retrain from step 0 and replace final/; say so instead.
+            found = "does not exist" if not run_dir.exists() else (
+                "holds a finished run's final/ but no checkpoint" if (run_dir / FINAL).exists() else "holds no complete checkpoint"
+            )
+            raise InputError(
+                f"{config.output}: --resume: the run directory {found}, so there is nothing to continue; "
+                "run without --resume to start (add --overwrite to replace what is there)"
+            )
         return checkpoint
     if entries and not config.overwrite:
         raise InputError(
@@ -90,9 +96,11 @@ def check_resume(state: dict, config: DistillConfig, digest: str, checkpoint: Pa
 
 
 def write_run_file(
-    run_dir: Path, config: DistillConfig, *, total: int, switch: int, skipped: list[str], start_step: int, result: dict | None = None
+    run_dir: Path, config: DistillConfig, *, total: int, switch: int, skipped: list[str], start_step: int, run: dict | None = None,
+    result: dict | None = None,
 ) -> None:
-    """Write run.json (atomically): settings, steps, versions, command; and the result when given."""
+    """Write run.json (atomically): settings, steps, versions, command; `run`'s entries (resolved values such
+    as the prompt used and the warm-up); and the result when given."""
     path = run_dir / RUN_FILE
     previous = json.loads(path.read_text()) if path.exists() and start_step else {}
     resumed = set(previous.get("resumed_after", [])) | ({start_step} if start_step else set())
@@ -103,6 +111,7 @@ def write_run_file(
         "switch_step": switch, "resumed_after": sorted(resumed), "skipped_long_prompts": skipped[:20],
         "versions": package_versions(), "command": command_line(),
     }
+    record.update(run or {})
     if result is not None:
         record["result"] = result
     write_json(record, path)

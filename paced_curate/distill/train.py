@@ -6,7 +6,10 @@
 
     result = run_distill(DistillConfig(shards="data/", student="models/student", teacher="models/teacher", output="runs/paced"))
 
-One step: take the step's batch (`data.batch_indices`), cut it into micro-batches, get the
+Prompts are rendered as the export records the student's rollout rendered them (`prompts.py`,
+`--prompt-format`), so the trainer sees the prompt the weights were measured on.
+
+One step: take the step's batch (`data.global_batch`), cut it into micro-batches, get the
 response tokens (the references for fkl; the student's own samples for rkl), compute the
 per-token KL over the full vocabulary, and backpropagate the PACED loss
 sum_i w_i * mean_t(kl_i,t) / batch_size of each micro-batch (they add up to the batch loss).
@@ -33,9 +36,10 @@ import torch
 from paced_curate.distill import parallel
 from paced_curate.distill.checkpoint import load_trainer_state, set_rng_state, trainer_state
 from paced_curate.distill.config import DistillConfig
-from paced_curate.distill.data import batch_indices, collate, load_examples, micro_batches, read_train_split, train_digest, unweighted_note
+from paced_curate.distill.data import collate, global_batch, load_examples, micro_batches, read_train_split, train_digest, unweighted_note
 from paced_curate.distill.losses import REFERENCE_STAGES, problem_means, weighted_problem_loss
 from paced_curate.distill.models import OutputLayers, eos_ids, load_pair, load_tokenizers
+from paced_curate.distill.prompts import PromptPlan, prompt_plan, read_prompt_record
 from paced_curate.distill.rundir import METRICS, MetricsLog, check_resume, prepare_run_dir, write_run_file
 from paced_curate.errors import ConfigError, PacedError
 from paced_curate.report import console, key_value_table, say, show
@@ -129,14 +133,17 @@ def run_distill(config: DistillConfig) -> DistillResult:
     if config.weights == "off" and (note := unweighted_note(config.shards)):
         say(note)  # #14: --weights off on a filtered export is not the unweighted baseline
     tokenizer = load_tokenizers(config.student, config.teacher)
+    # #26: the prompts the weights were measured on, as the export records them (or the flags; prompts.py)
+    prompt, prompt_note = prompt_plan(config, read_prompt_record(config.shards), tokenizer)
     max_length = _max_length(config)
     examples, report = load_examples(
-        table, config.shards, tokenizer, config.prompt_format, use_weights=config.weights == "on", max_length=max_length
+        table, config.shards, tokenizer, prompt, use_weights=config.weights == "on", max_length=max_length
     )
     digest = train_digest(config.shards)
-    eval_problems = _read_eval_problems(config)
+    eval_problems = _read_eval_problems(config, prompt)
     total = num_steps(config, len(examples))
     switch = switch_step(config, total)
+    warmup = config.resolved_warmup_steps(total)
     batch_size, micro = config.batch_size, config.resolved_micro_batch_size
 
     # ---- run directory: fresh, overwritten, or resumed from its newest checkpoint
@@ -167,7 +174,7 @@ def run_distill(config: DistillConfig) -> DistillResult:
         [{"params": matrices, "weight_decay": config.weight_decay}, {"params": others, "weight_decay": 0.0}],
         lr=config.lr, fused=device.type == "cuda",
     )
-    schedule = functools.partial(_lr_factor, lr=config.lr, min_lr=config.resolved_min_lr, warmup=config.warmup_steps, total=total)
+    schedule = functools.partial(_lr_factor, lr=config.lr, min_lr=config.resolved_min_lr, warmup=warmup, total=total)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     if state is not None:
         par.load_optimizer(optimizer, state, checkpoint)  # (#17)
@@ -175,13 +182,23 @@ def run_distill(config: DistillConfig) -> DistillResult:
         set_rng_state(state["rng"])
 
     # ---- metrics log and run record
+    run_record = {"prompt": prompt.as_dict(), "warmup_steps": warmup}
     metrics = MetricsLog(run_dir / METRICS, keep_through=start_step) if par.is_main else contextlib.nullcontext()  # (#17)
     if par.is_main:  # (#17)
-        write_run_file(run_dir, config, total=total, switch=switch, skipped=report.skipped_long_prompts, start_step=start_step)
+        write_run_file(run_dir, config, total=total, switch=switch, skipped=report.skipped_long_prompts, start_step=start_step, run=run_record)
     say(
         f"distill: {len(examples):,} examples, {total:,} steps of {batch_size} ({_stage_plan(stages, switch, total)}), "
-        f"weights {config.weights}, {device.type}" + (f", resuming after step {start_step} from {checkpoint}" if checkpoint else "")
+        f"warm-up {warmup} steps, weights {config.weights}, {device.type}"
+        + (f", resuming after step {start_step} from {checkpoint}" if checkpoint else "")
     )
+    if prompt_note:
+        say(prompt_note)
+    if config.warmup_steps is not None and warmup >= total:
+        say(
+            f"NOTE: --warmup-steps {warmup} covers the whole run of {total} steps, so the learning rate never reaches --lr "
+            f"(it peaks at {lr_at(total - 1, lr=config.lr, min_lr=config.resolved_min_lr, warmup=warmup, total=total):.2e}); "
+            "lower --warmup-steps, or leave it out for min(10, a tenth of the steps)"
+        )
     if report.skipped_long_prompts or report.truncated_references:
         say(
             f"NOTE: {len(report.skipped_long_prompts)} examples left out (prompt fills --max-length {max_length}), "
@@ -195,7 +212,7 @@ def run_distill(config: DistillConfig) -> DistillResult:
 
         settings = EvalSettings(
             samples=config.eval_samples, max_tokens=config.eval_max_tokens, temperature=config.eval_temperature,
-            seed=config.seed, prompt_format=config.prompt_format, batch_size=config.eval_batch_size, workers=config.eval_workers,
+            seed=config.seed, prompt_format=prompt.format, batch_size=config.eval_batch_size, workers=config.eval_workers,
         )
         with progress.paused():
             record = {"step": step, "kind": "eval"} | evaluate_student(student, tokenizer, eval_problems, settings, autocast())
@@ -216,16 +233,16 @@ def run_distill(config: DistillConfig) -> DistillResult:
         for step in range(start_step, total):
             step_started = time.perf_counter()
             stage = stages[0] if step < switch else stages[-1]
-            batch_examples = [examples[i] for i in batch_indices(step, batch_size, len(examples), config.seed)]
+            # Copies of a row in the global batch are numbered before it is shared, so each keeps its seed on any rank (#21).
+            batch_examples = global_batch(examples, step, batch_size, config.seed)
             loss_sum = torch.zeros((), device=device)
             kl_sum = torch.zeros((), device=device)
             tokens = input_tokens = 0
-            copies: dict[int, int] = {}  # an example twice in one batch (batches span epochs) gets two samples
             for chunk in micro_batches(par.share(batch_examples), micro):  # (#17) this rank's share
                 if stage in REFERENCE_STAGES:
                     responses = [e.response_ids for e in chunk]
                 else:
-                    seeds = [problem_seed(config.seed, _rkl_seed_key(step, e.row, copies)) for e in chunk]
+                    seeds = [problem_seed(config.seed, rkl_seed_key(step, e)) for e in chunk]
                     budgets = [min(config.rkl_max_tokens, max_length - len(e.prompt_ids)) for e in chunk]
                     with autocast():
                         responses = par.sample(  # (#17)
@@ -297,7 +314,8 @@ def run_distill(config: DistillConfig) -> DistillResult:
     )
     if par.is_main:  # (#17)
         write_run_file(
-            run_dir, config, total=total, switch=switch, skipped=report.skipped_long_prompts, start_step=start_step, result=result.as_dict()
+            run_dir, config, total=total, switch=switch, skipped=report.skipped_long_prompts, start_step=start_step, run=run_record,
+            result=result.as_dict(),
         )
     par.close()
     return result
@@ -333,11 +351,9 @@ def _max_length(config: DistillConfig) -> int:
     return config.max_length
 
 
-def _rkl_seed_key(step: int, row: int, copies: dict[int, int]) -> str:
-    """The seed key of the next copy of `row` in this step's batch (the first copy keeps the plain key)."""
-    copy = copies.get(row, 0)
-    copies[row] = copy + 1
-    return f"rkl:step{step}:row{row}" + (f":copy{copy}" if copy else "")
+def rkl_seed_key(step: int, example) -> str:
+    """The rkl sampling seed key of one example of step `step`: (step, row, copy in the global batch); copy 0 keeps the plain key."""
+    return f"rkl:step{step}:row{example.row}" + (f":copy{example.copy}" if example.copy else "")
 
 
 def _device(name: str) -> torch.device:
@@ -356,12 +372,18 @@ def _non_finite(step: int, what: str, value: float, checkpoint: Path | None) -> 
     )
 
 
-def _read_eval_problems(config: DistillConfig):
+def _read_eval_problems(config: DistillConfig, prompt: PromptPlan):
     if config.eval_problems is None:
         return None
     from paced_curate.problems import read_problems
 
-    return read_problems(config.eval_problems)
+    problems = read_problems(config.eval_problems)
+    if prompt.chat_rows_only and "messages" in problems.column_names and problems.column("messages").null_count < problems.num_rows:
+        say(
+            f"NOTE: --eval {config.eval_problems}: the export's rollout sent only problems with chat messages as chat turns, "
+            "but the evaluation renders every held-out problem as plain text, those with chat messages included"
+        )
+    return problems
 
 
 def _stage_ranges(stages: tuple[str, ...], switch: int, total: int) -> dict:
