@@ -9,7 +9,6 @@ prompts and evaluation prompts are the rollout's token for token, with no flag r
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from paced_curate.errors import ConfigError
 from paced_curate.distill.prompts import PROMPT_SOURCES, flags_format
+from paced_curate.errors import ConfigError
 
 LOSSES = ("fkl", "rkl", "fkl-then-rkl", "akl")
 WEIGHTING = ("on", "off")
