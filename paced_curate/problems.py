@@ -1,6 +1,6 @@
-"""Reading problem sets: JSONL, JSON, CSV, Parquet, local Hugging Face datasets, or a pipe.
+"""Problem sets: any input the one reader takes (`tables`: JSONL, JSON, CSV, Parquet, a folder, a pipe).
 
-Every reader returns the same table (`schema.PROBLEMS`): `problem_id`, `prompt`, `answer`,
+`read_problems` returns the same table (`schema.PROBLEMS`): `problem_id`, `prompt`, `answer`,
 `messages` when the prompt is a chat, and every other column passed through. Field names are
 found among common ones or set with `--id-field`, `--prompt-field`, `--answer-field`.
 Problems without ids get a stable content hash; duplicate ids are an error.
@@ -10,20 +10,18 @@ Problems without ids get a stable content hash; duplicate ids are an error.
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io as stdio
 import json
 import math
 from collections import defaultdict
 from dataclasses import dataclass
-from pathlib import Path
 
 import pyarrow as pa
 
 from paced_curate.errors import InputError
-from paced_curate.io import MANIFEST, STDIO, read_ipc_stdin, read_manifest, read_parquet, refuse_estimate_run
 from paced_curate.schema import MESSAGE, PROBLEMS, conform
+# The one reader (`tables`) reads every table; `parquet_folder_files` is named here for older imports.
+from paced_curate.tables import Columns, parquet_folder_files, read_columns, shown  # noqa: F401
 
 ID_CANDIDATES = ("problem_id", "id", "unique_id", "uid", "uuid")
 PROMPT_CANDIDATES = ("prompt", "problem", "question", "messages", "input")
@@ -49,8 +47,8 @@ def read_problems(path: str, fields: FieldMap | None = None) -> pa.Table:
     """Read a problem set and normalise it to the problems schema.
 
     Args:
-        path: a .jsonl/.ndjson, .json, .csv or .parquet file, a local Hugging Face dataset
-            folder (`save_to_disk` output or a folder of data files), or "-" (Arrow stream).
+        path: any input `tables.read_columns` takes: a .jsonl/.ndjson, .json, .csv, .parquet or
+            .arrow file, a folder of Parquet files, a local Hugging Face dataset folder, or "-".
         fields: column mapping; see `FieldMap`.
 
     Returns:
@@ -62,193 +60,10 @@ def read_problems(path: str, fields: FieldMap | None = None) -> pa.Table:
             value is null or of the wrong kind, or ids repeat. The message names file and row.
     """
     fields = fields or FieldMap()
-    raw = load_columns(path, fields.split)
+    raw = read_columns(path, fields.split)
     if raw.num_rows == 0:
-        raise InputError(f"{path}: holds no problems")
-    return _normalise(raw, fields, path)
-
-
-@dataclass
-class Columns:
-    """Input columns: Python values for text files (so 12 stays "12", not "12.0"), Arrow for tables."""
-
-    data: dict[str, list | pa.ChunkedArray]
-    num_rows: int
-    lines: list[int] | None = None
-    """Each row's line number, for text files."""
-
-    @classmethod
-    def from_table(cls, table: pa.Table) -> Columns:
-        return cls({name: table.column(name) for name in table.column_names}, table.num_rows)
-
-    @classmethod
-    def from_rows(cls, rows: list[dict], lines: list[int] | None = None) -> Columns:
-        names: dict[str, None] = {}
-        for row in rows:
-            names.update(dict.fromkeys(row))
-        return cls({name: [row.get(name) for row in rows] for name in names}, len(rows), lines)
-
-    def where(self, index: int) -> str:
-        return f"line {self.lines[index]}" if self.lines is not None else f"row {index}"
-
-    def values(self, name: str) -> list:
-        column = self.data[name]
-        return column if isinstance(column, list) else column.to_pylist()
-
-    def arrow(self, name: str, path: str) -> pa.Array | pa.ChunkedArray:
-        """A column as Arrow; a column of mixed types is named instead of silently nulled."""
-        column = self.data[name]
-        if not isinstance(column, list):
-            return column
-        try:
-            return pa.array(column)
-        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
-            kinds: dict[str, int] = {}
-            for index, value in enumerate(column):
-                kinds.setdefault(type(value).__name__, index)
-            first = [f"{kind} at {self.where(index)}" for kind, index in kinds.items()]
-            raise InputError(f"{path}: column '{name}' mixes value types ({', '.join(first[:3])})") from None
-
-
-def load_columns(path: str, split: str | None = None) -> Columns:
-    """Read any supported file into columns, without interpreting them.
-
-    The one reading path for problem sets, generations (`paced grade`) and graded samples
-    (`paced weight`): JSONL/NDJSON, JSON, CSV and Parquet files, a folder of Parquet files
-    (a paced output or any other), a local Hugging Face dataset folder, or "-" (Arrow IPC).
-
-    Raises:
-        InputError: the file is missing, empty, malformed or of an unknown type (file, line).
-    """
-    if path == STDIO:
-        return Columns.from_table(read_ipc_stdin())
-    target = Path(path)
-    if not target.exists():
-        raise InputError(f"{path}: no such file or directory")
-    if target.is_dir():
-        refuse_estimate_run(target)
-        files = parquet_folder_files(target)
-        if files is not None:
-            return Columns.from_table(_concat_files(files, target))
-        return Columns.from_table(_load_hf_dataset(target, split))
-    suffix = target.suffix.lower()
-    if suffix in (".jsonl", ".ndjson"):
-        return _load_jsonl(target)
-    if suffix == ".json":
-        return _load_json(target)
-    if suffix == ".csv":
-        return _load_csv(target)
-    if suffix == ".parquet":
-        return Columns.from_table(read_parquet(target))
-    raise InputError(f"{path}: unknown problem file type {suffix!r}; use .jsonl, .json, .csv, .parquet or a dataset folder")
-
-
-def parquet_folder_files(directory: Path) -> list[Path] | None:
-    """The Parquet files of a folder that holds only Parquet files (a paced output), else None.
-
-    Raises:
-        InputError: the folder is an unfinished paced output.
-    """
-    files = sorted(p for p in directory.rglob("*") if p.is_file() and not p.name.startswith("."))
-    # An output written before the extras folder existed keeps its manifest inside.
-    files = [p for p in files if p != directory / MANIFEST]
-    if not files or any(p.suffix.lower() != ".parquet" for p in files):
-        return None
-    manifest = read_manifest(directory)
-    if manifest is not None and not manifest.get("complete", True):
-        raise InputError(f"{directory}: is unfinished; rerun the command that wrote it to complete it")
-    return files
-
-
-def _concat_files(files: list[Path], directory: Path) -> pa.Table:
-    try:
-        return pa.concat_tables([read_parquet(f) for f in files], promote_options="permissive")
-    except pa.ArrowInvalid as error:
-        raise InputError(f"{directory}: its Parquet files have incompatible columns: {error}") from None
-
-
-def _read_text(path: Path) -> str:
-    data = path.read_bytes()
-    if not data.strip():
-        raise InputError(f"{path}: is empty")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        line = data.count(b"\n", 0, error.start) + 1
-        column = error.start - (data.rfind(b"\n", 0, error.start) + 1) + 1
-        raise InputError(
-            f"{path} line {line}, column {column}: not valid UTF-8 (byte 0x{data[error.start]:02x})"
-        ) from None
-
-
-def _load_jsonl(path: Path) -> Columns:
-    rows, lines = [], []
-    for number, line in enumerate(_read_text(path).splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise InputError(f"{path} line {number}, column {error.colno}: malformed JSON: {error.msg}") from None
-        if not isinstance(row, dict):
-            raise InputError(f"{path} line {number}: expected a JSON object, got {type(row).__name__}")
-        rows.append(row)
-        lines.append(number)
-    return Columns.from_rows(rows, lines)
-
-
-def _load_json(path: Path) -> Columns:
-    try:
-        data = json.loads(_read_text(path))
-    except json.JSONDecodeError as error:
-        raise InputError(f"{path} line {error.lineno}, column {error.colno}: malformed JSON: {error.msg}") from None
-    if isinstance(data, dict):
-        lists = [value for value in data.values() if isinstance(value, list)]
-        if len(lists) != 1:
-            raise InputError(f"{path}: expected a list of problems (or an object holding exactly one list)")
-        data = lists[0]
-    if not isinstance(data, list):
-        raise InputError(f"{path}: expected a list of problems, got {type(data).__name__}")
-    for index, row in enumerate(data):
-        if not isinstance(row, dict):
-            raise InputError(f"{path} row {index}: expected a JSON object, got {type(row).__name__}")
-    return Columns.from_rows(data)
-
-
-def _load_csv(path: Path) -> Columns:
-    reader = csv.DictReader(stdio.StringIO(_read_text(path), newline=""))
-    if not reader.fieldnames:
-        raise InputError(f"{path}: has no header row")
-    rows, lines = [], []
-    try:
-        for row in reader:
-            if None in row:
-                raise InputError(f"{path} line {reader.line_num}: has more fields than the header")
-            rows.append(row)
-            lines.append(reader.line_num)
-    except csv.Error as error:
-        raise InputError(f"{path} line {reader.line_num}: malformed CSV: {error}") from None
-    return Columns.from_rows(rows, lines)
-
-
-def _load_hf_dataset(path: Path, split: str | None) -> pa.Table:
-    import datasets
-
-    try:
-        if (path / "dataset_dict.json").exists() or (path / "state.json").exists():
-            loaded = datasets.load_from_disk(str(path))
-        else:
-            loaded = datasets.load_dataset(str(path))
-    except Exception as error:  # datasets raises many types for unreadable folders
-        raise InputError(f"{path}: not a readable Hugging Face dataset folder: {error}") from None
-    if isinstance(loaded, datasets.DatasetDict):
-        names = list(loaded)
-        if split is None and len(names) == 1:
-            split = names[0]
-        if split not in loaded:
-            raise InputError(f"{path}: choose a split with --split ({', '.join(names)})")
-        loaded = loaded[split]
-    return loaded.with_format("arrow")[:]
+        raise InputError(f"{shown(path)}: holds no problems")
+    return _normalise(raw, fields, shown(path))
 
 
 def pick_column(names: list[str], chosen: str | None, candidates: tuple[str, ...], flag: str, path: str, required: bool) -> str | None:

@@ -1,9 +1,10 @@
 """Reading samples other tools wrote: generations for `paced grade`, verdicts for `paced weight`.
 
-Both go through the problem readers' one reading path (`problems.load_columns`: JSONL, JSON,
-CSV, Parquet, a Parquet folder, a local Hugging Face dataset, or "-"). A paced rollouts or
-grades table is read as it is; any other table needs only an id, a completion and a gold
-answer (generations) or an id and a verdict (graded samples):
+All go through the one reader (`tables`: JSONL, JSON, CSV, Parquet, Arrow, a Parquet folder, a
+local Hugging Face dataset, or "-"). A paced rollouts or grades table is read as it is; any
+other table needs only an id, a completion and a gold answer (generations), an id and a verdict
+(graded samples, `paced weight`), or an id, a completion and a verdict (teacher references,
+`paced export --references`):
 
 - id: `--id-field`, else the first of problem_id, id, unique_id, uid, uuid, doc_id (lm-eval); with
   neither, a content hash of the prompt column and the gold answer (NeMo-Skills files carry no
@@ -32,20 +33,18 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from paced_curate.errors import InputError
-from paced_curate.io import STDIO, read_ipc_stdin
+from paced_curate.io import STDIO
 from paced_curate.problems import (
     ANSWER_CANDIDATES,
     ID_CANDIDATES,
     PROMPT_CANDIDATES,
-    Columns,
     FieldMap,
     answer_column,
-    load_columns,
-    parquet_folder_files,
     pick_column,
     read_problems,
 )
 from paced_curate.schema import FINISH_REASONS, GRADES, ROLLOUT_FIELDS, ROLLOUTS, VERDICTS, conform, read_metadata
+from paced_curate.tables import Columns, guess_stage, paced_stage, read_columns, read_stage_table, shown
 
 SAMPLE_ID_CANDIDATES = ID_CANDIDATES + ("doc_id",)
 COMPLETION_CANDIDATES = ("completion", "generation", "generations", "response", "responses", "output", "outputs", "resps")
@@ -79,24 +78,6 @@ class SampleFields:
 # --- paced tables as they are ------------------------------------------------------------------
 
 
-def paced_stage(path: str) -> str | None:
-    """The paced stage recorded in a Parquet file or folder's metadata, or None (no reading of rows)."""
-    import pyarrow.parquet as pq
-
-    target = Path(path)
-    if target.is_dir():
-        files = parquet_folder_files(target)
-        first = files[0] if files else None
-    else:
-        first = target if target.suffix.lower() == ".parquet" else None
-    if first is None:
-        return None
-    try:
-        return read_metadata(pq.read_schema(first)).get("stage")
-    except (OSError, pa.ArrowException):
-        return None  # the reader names the real problem
-
-
 def read_generations(path: str, fields: SampleFields | None = None) -> pa.Table:
     """Read generations as a rollouts table (`schema.ROLLOUTS`), whatever tool wrote them.
 
@@ -114,24 +95,25 @@ def read_generations(path: str, fields: SampleFields | None = None) -> pa.Table:
         SchemaError: a paced table that does not match its schema.
     """
     fields = fields or SampleFields()
-    if path == STDIO:
-        table = read_ipc_stdin()
-        if read_metadata(table.schema).get("stage") is not None and fields.is_default():
-            return _checked(conform(table, ROLLOUTS, "stdin"), "stdin")
-        raw = Columns.from_table(table)
-    else:
-        if Path(path).exists() and paced_stage(path) is not None and fields.is_default():
-            from paced_curate.io import read_table
-
-            return _checked(read_table(path, ROLLOUTS), path)
-        raw = load_columns(path, fields.split)
+    source = shown(path)
+    if fields.is_default() and _on_disk_stage(path):
+        return _checked(read_stage_table(path, ROLLOUTS), source)
+    raw = read_columns(path, fields.split)
+    if fields.is_default() and _stage(raw) is not None:
+        return _checked(conform(raw.to_table(ROLLOUTS, source), ROLLOUTS, source), source)
     if raw.num_rows == 0:
-        raise InputError(f"{_shown(path)}: holds no generations")
-    return _normalise(raw, fields, _shown(path))
+        raise InputError(f"{source}: holds no generations")
+    return _normalise(raw, fields, source)
 
 
-def _shown(path: str) -> str:
-    return "stdin" if path == STDIO else path
+def _on_disk_stage(path: str) -> bool:
+    """Whether `path` is a paced output on disk (read with its manifest and shard checks)."""
+    return path != STDIO and Path(path).exists() and paced_stage(path) is not None
+
+
+def _stage(raw: Columns) -> str | None:
+    """The paced stage an Arrow input (a pipe, a dataset) records in its schema metadata."""
+    return read_metadata(pa.schema([], metadata=raw.metadata)).get("stage") if raw.metadata else None
 
 
 def _checked(table: pa.Table, source: str) -> pa.Table:
@@ -430,20 +412,56 @@ def read_verdicts(path: str, fields: SampleFields | None = None) -> pa.Table:
             (file, row, column), or a repeated (problem_id, sample_index).
     """
     fields = fields or SampleFields()
-    if path == STDIO:
-        table = read_ipc_stdin()
-        if read_metadata(table.schema).get("stage") is not None:
-            graded = conform(table, GRADES, "stdin").select(["problem_id", "sample_index", "verdict", "scored"])
-            check_unique_samples(graded, "stdin")
-            return graded
-        raw = Columns.from_table(table)
+    raw = read_columns(path, fields.split)
+    source = shown(path)
+    if _stage(raw) is not None:
+        graded = conform(raw.to_table(GRADES, source), GRADES, source).select(["problem_id", "sample_index", "verdict", "scored"])
+        check_unique_samples(graded, source)
+        return graded
+    table = _graded_samples(raw, fields, source, with_completion=False)
+    check_unique_samples(table, source)
+    return table
+
+
+def read_references(path: str) -> pa.Table:
+    """Read graded teacher samples for `paced export --references`, from any input.
+
+    A paced grades table (Parquet with its metadata, or any format holding every grades
+    column) is validated against `schema.GRADES`; any other table needs an id, a completion
+    (one per row) and a verdict or `correct`, read as `read_verdicts` reads graded samples.
+
+    Returns:
+        A table of problem_id (string), sample_index (int32), completion (string), verdict (string).
+
+    Raises:
+        InputError: a needed column is missing, a value is not a verdict or a truth value, a
+            row holds several completions, or a (problem_id, sample_index) repeats (file, row, column).
+        SchemaError: a paced table that does not match the grades schema.
+    """
+    source = shown(path)
+    if _on_disk_stage(path):
+        table = read_stage_table(path, GRADES)
     else:
-        raw = load_columns(path, fields.split)
-    path = _shown(path)
+        raw = read_columns(path)
+        if raw.num_rows == 0:
+            raise InputError(f"{source}: holds no graded samples")
+        if _stage(raw) is not None or guess_stage(list(raw.data)) == "grades":
+            table = conform(raw.to_table(GRADES, source), GRADES, source)
+        else:
+            table = _graded_samples(raw, SampleFields(), source, with_completion=True)
+    check_unique_samples(table, source)
+    return table.select(["problem_id", "sample_index", "completion", "verdict"])
+
+
+def _graded_samples(raw: Columns, fields: SampleFields, path: str, with_completion: bool) -> pa.Table:
+    """problem_id, sample_index, verdict, scored (and completion) from a foreign graded table's columns."""
     if raw.num_rows == 0:
         raise InputError(f"{path}: holds no graded samples")
     names = list(raw.data)
-    id_col = pick_column(names, fields.id_field, SAMPLE_ID_CANDIDATES, "--id-field", path, required=True)
+    if with_completion:
+        id_col = _reference_column(names, SAMPLE_ID_CANDIDATES, "the problem id", path)
+    else:
+        id_col = pick_column(names, fields.id_field, SAMPLE_ID_CANDIDATES, "--id-field", path, required=True)
     ids = _ids(raw, id_col, path)
     if "verdict" in names:
         verdicts = []
@@ -463,14 +481,36 @@ def read_verdicts(path: str, fields: SampleFields | None = None) -> pa.Table:
     index_col = pick_column(names, fields.sample_index_field, ("sample_index",), "--sample-index-field", path, required=False)
     given = raw.values(index_col) if index_col else None
     indices = _sample_indices(ids, given, index_col, path, raw.where, list(range(len(ids))))
-    table = pa.table({
+    columns = {
         "problem_id": pa.array(ids, pa.string()),
         "sample_index": pa.array(indices, pa.int32()),
         "verdict": pa.array(verdicts, pa.string()),
         "scored": pa.array(scored, pa.bool_()),
-    })
-    check_unique_samples(table, path)
-    return table
+    }
+    if with_completion:
+        completion_col = _reference_column(names, COMPLETION_CANDIDATES, "the completion", path)
+        texts = []
+        for row, value in enumerate(raw.values(completion_col)):
+            found = _completions(value, completion_col, f"{path} {raw.where(row)}")
+            if len(found) != 1:
+                raise InputError(
+                    f"{path} {raw.where(row)}: column {completion_col!r} holds {len(found)} completions but the row has one verdict; "
+                    "grade them with 'paced grade' first"
+                )
+            texts.append(found[0])
+        columns["completion"] = pa.array(texts, pa.string())
+    return pa.table(columns)
+
+
+def _reference_column(names: list[str], candidates: tuple[str, ...], what: str, path: str) -> str:
+    """A references column by its common names; `paced export` has no flags to name them."""
+    found = next((name for name in candidates if name in names), None)
+    if found is None:
+        raise InputError(
+            f"{path}: found none of {', '.join(candidates)} ({what}); rename that column, or grade the samples with "
+            f"'paced grade' (which names columns with --id-field and --completion-field) and pass its output (columns: {', '.join(names)})"
+        )
+    return found
 
 
 def _truth(value, path: str, where: str, name: str = "correct") -> bool:

@@ -333,8 +333,8 @@ def test_a_folder_that_is_not_an_export_is_refused_unless_overwrite(tmp_path, cl
 
 
 BAD_FLAGS = [
-    (["--format", "trl"], "--format trl needs --references (teacher rollouts graded with 'paced grade') to fill 'completion'"),
-    (["--format", "csv"], "--format must be one of native, trl, verl (got 'csv')"),
+    (["--format", "trl"], "--format trl needs --references (teacher rollouts graded with 'paced grade') to fill the completion"),
+    (["--format", "csv"], "--format must be one of native, trl, verl, llamafactory (got 'csv')"),
     (["--missing", "keep", "--rows-per-shard", "0"], "--missing must be drop or error (got 'keep'); --rows-per-shard must be at least 1 (got 0)"),
     (["--val-fraction", "1"], "--val-fraction must be in [0, 1) (got 1.0)"),
     (["--weights-as", "rows"], "--weights-as must be column or copies (got 'rows')"),

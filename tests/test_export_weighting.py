@@ -235,7 +235,8 @@ def test_trl_and_verl_carry_the_prompt_exactly_as_rolled_out(tmp_path, record, c
         assert trl_row["completion"] == [{"role": "assistant", "content": "q04#0"}]  # TRL's conversational format
     manifest = json.loads((tmp_path / "trl.paced" / "manifest.json").read_text())
     assert manifest["prompt_format"] == record
-    assert f"template `{record['template']!r}`" in (tmp_path / "trl.paced" / "README.md").read_text()
+    card = (tmp_path / "trl.paced" / "README.md").read_text()
+    assert f"as the record `paced rollout` wrote when it prompted the student (carried by grade and weight): template {record['template']!r}" in card
 
 
 # --- one file, and every reader ---------------------------------------------------------------

@@ -110,8 +110,8 @@ BAD_INPUTS = [
     ("dupes.jsonl", b'{"id": "a", "prompt": "x", "answer": "1"}\n{"id": "a", "prompt": "y", "answer": "2"}\n', "dupes.jsonl: duplicate problem ids: 'a' at line 1, line 2"),
     ("latin1.jsonl", b'{"id": "a", "prompt": "caf\xe9", "answer": "1"}\n', "latin1.jsonl line 1, column 27: not valid UTF-8 (byte 0xe9)"),
     ("short.csv", b"id,prompt,answer\na,x,1\nb,y,2,extra\n", "short.csv line 3: has more fields than the header"),
-    ("problems.txt", b"hello\n", "problems.txt: unknown problem file type '.txt'"),
-    ("list.json", b'{"a": 1}', "list.json: expected a list of problems (or an object holding exactly one list)"),
+    ("problems.txt", b"hello\n", "problems.txt: unknown file type '.txt'; paced reads .jsonl, .json, .csv, .parquet, .arrow"),
+    ("list.json", b'{"a": 1}', "list.json: expected a list of records (or an object holding exactly one list)"),
 ]
 
 

@@ -7,22 +7,24 @@ from typing import Annotated, Optional
 import typer
 
 from paced_curate.cli.app import app, fails_cleanly, print_json
-from paced_curate.cli.options import AsJsonOption
+from paced_curate.cli.options import AsJsonOption, SystemPromptOption
 
 
 @app.command("export")
 @fails_cleanly
 def export_command(
-    problems: Annotated[str, typer.Argument(help="The problem set the weights were computed for (file, dataset folder or -).")],
-    weights: Annotated[str, typer.Argument(help="The weights from 'paced weight'.")],
+    problems: Annotated[str, typer.Argument(help="The problem set the weights were computed for (file, folder or -).")],
+    weights: Annotated[str, typer.Argument(help="The weights from 'paced weight' (file, folder or -).")],
     output: Annotated[
         str, typer.Option("--output", "-o", help="Export folder (train/, val/) or NAME.parquet to write; an earlier export there is replaced.")
     ],
     references: Annotated[
-        Optional[str], typer.Option("--references", help="Teacher rollouts graded with 'paced grade': correct ones become references.")
+        Optional[str], typer.Option(
+            "--references", help="Graded teacher samples ('paced grade' output, or any table with an id, completion and verdict): correct ones become references."
+        )
     ] = None,
     refs_per_problem: Annotated[int, typer.Option("--refs-per-problem", help="Correct references per problem (one row each).")] = 1,
-    format: Annotated[str, typer.Option("--format", help="Row layout: native, trl or verl.")] = "native",
+    format: Annotated[str, typer.Option("--format", help="Row layout: native, trl, verl or llamafactory.")] = "native",
     drop_zero: Annotated[bool, typer.Option("--drop-zero/--keep-zero", help="Leave out problems whose weight is 0.")] = True,
     rows_per_shard: Annotated[int, typer.Option("--rows-per-shard", help="Rows per Parquet file.")] = 50_000,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the shuffle and the train/val split.")] = 0,
@@ -43,6 +45,19 @@ def export_command(
     data_source: Annotated[
         str, typer.Option("--data-source", help="verl's data_source (default lighteval/MATH: verl's built-in boxed-answer reward).")
     ] = "lighteval/MATH",
+    prompt_format: Annotated[str, typer.Option(
+        "--prompt-format",
+        help="record: prompts as the weights record the rollout rendered them (contradicting flags are refused); "
+        "flags: from --template, --system-prompt, --chat-template.",
+    )] = "record",
+    template: Annotated[Optional[str], typer.Option(
+        help="Prompt template the student was shown ({prompt} is the problem); for weights that record none.",
+    )] = None,
+    system_prompt: SystemPromptOption = None,
+    chat_template: Annotated[Optional[str], typer.Option(
+        "--chat-template", help="auto, on or off: whether the student's chat template applied (auto needs --tokenizer).",
+    )] = None,
+    tokenizer: Annotated[Optional[str], typer.Option(help="The student's tokenizer folder, to decide --chat-template auto.")] = None,
     as_json: AsJsonOption = False,
 ) -> None:
     """Write the weighted dataset: shards with a weight per example, a manifest and a dataset card.
@@ -72,6 +87,11 @@ def export_command(
         copies=copies,
         normalize=normalize,
         data_source=data_source,
+        prompt_format=prompt_format,
+        template=template,
+        system_prompt=system_prompt,
+        chat_template=chat_template,
+        tokenizer=tokenizer,
     )
     result = run_export(config)
     render_export_result(result)

@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 from paced_curate.errors import InputError
 from paced_curate.export.config import ExportResult
 from paced_curate.export.layout import export_manifest, split_files
+from paced_curate.export.prompting import describe, same_prompt
 from paced_curate.io import list_parts, read_parquet
 from paced_curate.report import bar_chart, equal_bins, key_value_table, say, show
 from paced_curate.schema import read_metadata
@@ -55,6 +56,10 @@ COLUMNS = {
         ("ability", "string", "always `math`"),
         ("reward_model", "{style, ground_truth}", "`rule` and the gold answer, for a rule-based reward"),
         ("extra_info", "{index, weight, pass_rate, problem_id}", "the row's position in its split, its PACED weight, the student's pass rate and the problem id"),
+    ],
+    "llamafactory": [
+        ("messages", "list of {role, content: [{type, value}], loss_weight}", "LLaMA-Factory v1's conversation: the prompt turns (system, user) with `loss_weight` 0, then the teacher reference as the assistant turn with `loss_weight` = this row's PACED weight"),
+        ("problem_id", "string", "the problem's id in the problem set (LLaMA-Factory ignores it)"),
     ],
 }
 
@@ -166,9 +171,11 @@ def _weight_section(manifest: dict, fmt: str) -> list[str]:
             "one problem are spread through the shuffle, never next to each other"
             + (f" (except {manifest['adjacent_copies']} pairs that could not be separated)." if manifest.get("adjacent_copies") else ".")
             + (f" A problem with several teacher references cycles through them, up to {refs} per problem." if refs > 1 else ""),
-        ]
-    where = "`extra_info.weight`" if fmt == "verl" else "`weight`"
+        ] + (_llamafactory_files(manifest) if fmt == "llamafactory" else [])
     factor = manifest.get("normalizing_factor", 1.0)
+    if fmt == "llamafactory":
+        return _llamafactory_section(manifest, refs, factor)
+    where = "`extra_info.weight`" if fmt == "verl" else "`weight`"
     lines = [
         "",
         "## How to apply the weight",
@@ -194,27 +201,75 @@ def _weight_section(manifest: dict, fmt: str) -> list[str]:
     return lines
 
 
+def _llamafactory_section(manifest: dict, refs: int, factor: float) -> list[str]:
+    lines = [
+        "",
+        "## How LLaMA-Factory applies the weight",
+        "",
+        "The rows are LLaMA-Factory's v1 data format (`llamafactory.v1`): each conversation's assistant turn (the "
+        "teacher reference) has `loss_weight` = the row's PACED weight, the prompt turns 0. LLaMA-Factory gives every "
+        "token of a turn its `loss_weight` and takes `sum(w_t * nll_t) / sum(w_t)` over the tokens of a micro-batch. "
+        "So a weight acts relative to the other rows of its micro-batch, and a longer reference counts more than a "
+        "short one of the same weight: with `micro_batch_size: 1` the weight cancels out entirely (only weight 0 "
+        "still masks a row). Train with a micro-batch of several rows, or export with `--weights-as copies` "
+        "(every `loss_weight` 1, problems repeated in proportion to their weights), which holds at any batch size. "
+        "`paced distill` instead multiplies each example's token-averaged loss by its weight and divides by the "
+        "number of examples.",
+    ] + _llamafactory_files(manifest)
+    if refs > 1:
+        lines.append(f"A problem has up to {refs} rows (one per correct teacher reference); they share its weight equally.")
+    if manifest.get("weights_as") != "copies" and manifest.get("normalize") == "rows":
+        lines.append(f"The row weights are normalised to mean 1 over the train rows (x{factor:.6g}).")
+    lines.append(
+        "Checked against the fields LLaMA-Factory's loader reads (its `Message`/`Content` types and the local loader's "
+        "`datasets.load_dataset` call); LLaMA-Factory itself is not installed beside this paced (it pins transformers "
+        "<= 5.6 and datasets <= 4.0)."
+    )
+    return lines
+
+
+def _llamafactory_files(manifest: dict) -> list[str]:
+    files = " and ".join(f"`{name}`" for name in manifest.get("llamafactory") or [])
+    return [
+        "",
+        f"Point LLaMA-Factory at the data with {files} beside this card (`train_dataset:` and `eval_dataset:` in its "
+        "training YAML): each names one split by absolute path, as its local loader reads it, so a moved export "
+        "needs its paths edited.",
+    ]
+
+
 def _prompt_section(manifest: dict, fmt: str) -> list[str]:
-    if fmt == "native":
-        return []
     record = manifest.get("prompt_format")
+    source = manifest.get("prompt_source", "record" if record is not None else "none")
     lines = ["", "## The prompt", ""]
     if record is None:
         return lines + [
-            "The weights file records no prompt format (it was made by an older paced or came through a pipe), "
-            "so `prompt` holds the problems' own text, not the prompt the pass rates were measured on."
+            "Nothing says how the student's prompts were rendered: the weights record no prompt format (they were made "
+            "from samples another tool generated, by an older paced, or came through a pipe) and no --template, "
+            "--system-prompt or --chat-template was given. So the rows carry the problems' own text, which may differ "
+            "from the prompt the pass rates were measured on."
         ]
-    chat = {"on": "chat turns, rendered by the model's chat template", "off": "plain text, no chat template",
-            "messages": "chat turns for problems with messages, plain text otherwise (sent to a server)"}[record["chat"]]
+    recorded = manifest.get("prompt_format_recorded")
+    if source == "flags" and recorded is None:
+        origin = "the prompt flags given to `paced export` (the weights record none)"
+    elif source == "flags" and not same_prompt(record, recorded):
+        origin = f"the prompt flags given to `paced export`, overriding the weights' record ({describe(recorded)})"
+    elif source == "flags":
+        origin = "the prompt flags given to `paced export`, which agree with the weights' record"
+    else:
+        origin = "the record `paced rollout` wrote when it prompted the student (carried by grade and weight)"
+    if fmt == "native":
+        carried = "the rows hold the problems as they are (`prompt`, `messages`) and `paced distill` renders them the same way"
+    else:
+        carried = "the prompt turns of `messages` carry that prompt" if fmt == "llamafactory" else "`prompt` carries that prompt"
     lines.append(
-        "The pass rates behind the weights were measured on the prompt `paced rollout` sent the student, and "
-        f"`prompt` carries exactly that: template `{record['template']!r}`, system prompt "
-        f"{record.get('system_prompt')!r}, {chat}."
+        f"The pass rates behind the weights were measured on the prompt the student was shown; {carried}, as "
+        f"{origin}: {describe(record)}."
     )
-    if fmt == "verl" and record["chat"] == "off":
+    if fmt in ("verl", "llamafactory") and record["chat"] == "off":
         lines.append(
-            "The rollout used no chat template, but verl applies one to `prompt`: to train on the same text, "
-            "use a tokenizer without a chat template."
+            f"The student was prompted with plain text, but {'verl' if fmt == 'verl' else 'LLaMA-Factory'} applies a chat "
+            "template to the prompt: to train on the same text, use a tokenizer (or template) without one."
         )
     return lines
 

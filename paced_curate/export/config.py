@@ -5,10 +5,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from paced_curate.errors import ConfigError
-from paced_curate.export.formats import FORMATS
+from paced_curate.export.formats import FORMATS, NEEDS_REFERENCES
 from paced_curate.export.layout import is_file_output
+from paced_curate.export.prompting import PROMPT_SOURCES
 from paced_curate.export.weighting import NORMALIZATIONS, WEIGHTS_AS
 from paced_curate.io import STDIO
+from paced_curate.rollout.prompts import CHAT_MODES
 
 MISSING = ("drop", "error")
 DEFAULT_DATA_SOURCE = "lighteval/MATH"
@@ -20,17 +22,18 @@ class ExportConfig:
     """Everything `paced export` needs; fields map one to one onto its flags."""
 
     problems: str
-    """The problem set the weights were computed for (jsonl, json, csv, parquet, dataset folder or -)."""
+    """The problem set the weights were computed for (any input the one reader takes: file, folder or -)."""
     weights: str
-    """The output of `paced weight`: one row per problem."""
+    """The output of `paced weight` (one row per problem), in any format the one reader takes."""
     output: str
     """The export folder (train/, val/ of Parquet files) or NAME.parquet (one file) to write; an earlier export there is replaced."""
     references: str | None = None
-    """Graded teacher rollouts (`paced rollout` + `paced grade` with the teacher): correct ones become references."""
+    """Graded teacher samples (`paced grade`'s output, or any table with an id, a completion and a verdict): correct ones become references."""
     refs_per_problem: int = 1
     """Correct teacher completions per problem, lowest sample_index first; a problem gives one row per reference."""
     format: str = "native"
-    """Row layout: native (all columns), trl (prompt/completion/weight) or verl (RL parquet with extra_info.weight)."""
+    """Row layout: native (all columns), trl (prompt/completion/weight), verl (RL parquet with extra_info.weight) or
+    llamafactory (LLaMA-Factory v1 messages with a float loss_weight per turn, plus its dataset_info.yaml)."""
     drop_zero: bool = True
     """Leave out problems whose weight is 0 (they would contribute nothing)."""
     rows_per_shard: int = 50_000
@@ -59,6 +62,17 @@ class ExportConfig:
     """rows: scale the row weights so their mean over the train split's rows is 1; none: keep them as weighed."""
     data_source: str = DEFAULT_DATA_SOURCE
     """verl's `data_source` for every row; the default selects verl's built-in MATH reward (last \\boxed{} answer)."""
+    prompt_format: str = "record"
+    """record: render prompts as the weights record the rollout did (prompt flags that contradict it are refused);
+    flags: render them from --template, --system-prompt, --chat-template (the manifest keeps both)."""
+    template: str | None = None
+    """Prompt template the student was shown ({prompt} is replaced by the problem); for weights that record none, or with --prompt-format flags."""
+    system_prompt: str | None = None
+    """System prompt the student was shown (as for `paced rollout`)."""
+    chat_template: str | None = None
+    """auto, on or off: whether the student's chat template applied (as for `paced rollout`; auto needs --tokenizer)."""
+    tokenizer: str | None = None
+    """The student's tokenizer folder, to decide --chat-template auto."""
 
     def __post_init__(self) -> None:
         problems = []
@@ -72,8 +86,8 @@ class ExportConfig:
             problems.append(f"--rows-per-shard must be at least 1 (got {self.rows_per_shard})")
         if not 0 <= self.val_fraction < 1:
             problems.append(f"--val-fraction must be in [0, 1) (got {self.val_fraction})")
-        if self.format == "trl" and self.references is None:
-            problems.append("--format trl needs --references (teacher rollouts graded with 'paced grade') to fill 'completion'")
+        if self.format in NEEDS_REFERENCES and self.references is None:
+            problems.append(f"--format {self.format} needs --references (teacher rollouts graded with 'paced grade') to fill the completion")
         if self.output == STDIO:
             problems.append("-o must be a folder or a .parquet file: an export cannot go to stdout")
         if is_file_output(self.output) and self.val_fraction > 0:
@@ -88,6 +102,12 @@ class ExportConfig:
             problems.append(f"--normalize must be rows or none (got {self.normalize!r})")
         if not self.data_source:
             problems.append("--data-source must not be empty")
+        if self.prompt_format not in PROMPT_SOURCES:
+            problems.append(f"--prompt-format must be record or flags (got {self.prompt_format!r})")
+        if self.chat_template is not None and self.chat_template not in CHAT_MODES:
+            problems.append(f"--chat-template must be one of {', '.join(CHAT_MODES)} (got {self.chat_template!r})")
+        if self.template is not None and "{prompt}" not in self.template:
+            problems.append("--template must contain {prompt}")
         piped = [name for name in ("problems", "weights", "references") if getattr(self, name) == STDIO]
         if len(piped) > 1:
             problems.append(f"only one input can come from stdin (-), not {' and '.join(piped)}")
@@ -113,6 +133,10 @@ class ExportConfig:
             "copies": self.copies,
             "normalize": self.normalize,
             "data_source": self.data_source,
+            "prompt_format": self.prompt_format,
+            "template": self.template,
+            "system_prompt": self.system_prompt,
+            "chat_template": self.chat_template,
         }
 
 

@@ -1,4 +1,4 @@
-"""Row layouts of `paced export` (native, trl, verl), the seeded split and shuffle, and shard files.
+"""Row layouts of `paced export` (native, trl, verl, llamafactory), the seeded split and shuffle, and shard files.
 
 Each format has an explicit Arrow schema, so the files load the same way in `datasets`, polars
 or a trainer's own reader. Shards are zstd Parquet written atomically; they hold no
@@ -17,10 +17,13 @@ import numpy as np
 import pyarrow as pa
 
 from paced_curate.errors import InputError
+from paced_curate.export.llamafactory import llamafactory_table
 from paced_curate.io import PART_NAME, write_parquet
 from paced_curate.schema import MESSAGE
 
-FORMATS = ("native", "trl", "verl")
+FORMATS = ("native", "trl", "verl", "llamafactory")
+NEEDS_REFERENCES = ("trl", "llamafactory")
+"""Formats whose rows hold a completion, so they need --references."""
 ROW_GROUP_ROWS = 4096
 """Rows per Parquet row group: small enough for a loader to read part of a shard, large enough to compress well."""
 
@@ -60,7 +63,6 @@ VERL = pa.schema(
     ]
 )
 
-
 def format_table(
     rows: pa.Table, fmt: str, data_source: str, prompts: list | None = None, with_weight: bool = True
 ) -> pa.Table:
@@ -68,12 +70,13 @@ def format_table(
 
     Args:
         rows: the joined rows, each with its row weight.
-        fmt: "native" (the rows as they are), "trl" or "verl".
+        fmt: "native" (the rows as they are), "trl", "verl" or "llamafactory".
         data_source: verl's `data_source` of every row.
         prompts: per row, the prompt as rolled out: ("chat", messages) or ("text", str) from
             `rollout.prompt_record.rendered_prompt`; None when the weights record no prompt
             format (then the problem's own prompt, or its messages, are used as they are).
-        with_weight: False for weighted copies: trl rows get no weight column (every row counts once).
+        with_weight: False for weighted copies: trl rows get no weight column and llamafactory's
+            assistant turns `loss_weight` 1 (every row counts once).
 
     Returns:
         A table with the format's schema and the same number and order of rows.
@@ -84,6 +87,8 @@ def format_table(
         return _trl(rows, prompts, with_weight)
     if fmt == "verl":
         return _verl(rows, data_source, prompts)
+    if fmt == "llamafactory":
+        return _llamafactory(rows, prompts, with_weight)
     raise AssertionError(f"unknown format {fmt!r}")
 
 
@@ -134,6 +139,12 @@ def _verl(rows: pa.Table, data_source: str, prompts: list | None) -> pa.Table:
     )
     ability = pa.array(["math"] * n, pa.string())
     return pa.Table.from_arrays([sources, prompt, ability, reward, extra], schema=VERL)
+
+
+def _llamafactory(rows: pa.Table, prompts: list | None, with_weight: bool) -> pa.Table:
+    shown = [_chat(kind, value) for kind, value in _prompts(rows, prompts)]
+    weights = rows.column("weight").to_pylist() if with_weight else [1.0] * rows.num_rows
+    return llamafactory_table(shown, rows.column("reference").to_pylist(), weights, rows.column("problem_id"))
 
 
 def split_and_shuffle(problem_ids: list[str], seed: int, val_fraction: float) -> dict[str, np.ndarray]:

@@ -41,6 +41,8 @@ from paced_curate.export.config import DEFAULT_DATA_SOURCE, ExportConfig, Export
 from paced_curate.export.formats import ROW_GROUP_ROWS, format_table, split_and_shuffle, write_shards, write_single
 from paced_curate.export.join import JoinOptions, Sources, join_rows
 from paced_curate.export.layout import CARD, export_manifest, extras_dir, is_file_output, split_files
+from paced_curate.export.llamafactory import write_dataset_info
+from paced_curate.export.prompting import choose_prompt
 from paced_curate.export.weighting import adjacent_pairs, copy_counts, normalizing_factor, row_weights, spread_order
 from paced_curate.io import (
     MANIFEST,
@@ -50,7 +52,6 @@ from paced_curate.io import (
     input_digest,
     read_manifest,
     read_parquet,
-    read_table,
     write_json,
 )
 from paced_curate.partdir import command_line, package_versions, settings_hash
@@ -58,7 +59,9 @@ from paced_curate.problems import FieldMap, read_problems
 from paced_curate.report import say
 from paced_curate.rollout.prompt_record import KEY as PROMPT_KEY
 from paced_curate.rollout.prompt_record import rendered_prompt
-from paced_curate.schema import EXPORT, GRADES, SCHEMA_VERSION, WEIGHTS, conform, read_metadata, stage_metadata
+from paced_curate.samples import read_references
+from paced_curate.schema import EXPORT, SCHEMA_VERSION, WEIGHTS, conform, read_metadata, stage_metadata
+from paced_curate.tables import read_stage_table
 
 NOT_WEIGHTING = ("inputs", "versions", "command", "created", "updated", "paced_version")
 """Keys of the weights file's provenance that say where it came from, not how it weighs."""
@@ -89,9 +92,9 @@ def run_export(config: ExportConfig) -> ExportResult:
         id_field=config.id_field, prompt_field=config.prompt_field, answer_field=config.answer_field, split=config.split
     )
     problems = read_problems(config.problems, fields)
-    weights = read_table(config.weights, WEIGHTS)
+    weights = read_stage_table(config.weights, WEIGHTS)
     use_references = config.references is not None and config.format != "verl"
-    references = read_table(config.references, GRADES) if use_references else None
+    references = read_references(config.references) if use_references else None
     sources = Sources(problems=config.problems, weights=config.weights)
     options = JoinOptions(refs_per_problem=config.refs_per_problem, drop_zero=config.drop_zero, missing=config.missing)
     rows, joined = join_rows(problems, weights, references, options, sources)
@@ -103,11 +106,14 @@ def run_export(config: ExportConfig) -> ExportResult:
 
     provenance_in = read_metadata(weights.schema).get("provenance") or {}
     weighting = _weighting(provenance_in)
-    record = provenance_in.get(PROMPT_KEY)
-    if record is None and config.format != "native":
+    prompt = choose_prompt(config, provenance_in.get(PROMPT_KEY))
+    record = prompt.record
+    if prompt.note is not None and (config.format != "native" or prompt.source == "flags"):
+        say(prompt.note)
+    if config.format == "llamafactory" and record is not None and record["chat"] == "off":
         say(
-            "NOTE: the weights record no prompt format (made by an older paced, or from a pipe); "
-            "the rows carry the problems' own prompts, not the rendered ones"
+            "NOTE: the student was prompted with plain text (no chat template), but LLaMA-Factory renders every row with "
+            "its chat template: the trainer's prompt will differ from the one the pass rates were measured on"
         )
     problem_ids = rows.column("problem_id").to_pylist()
     order = split_and_shuffle(problem_ids, config.seed, config.val_fraction)
@@ -135,8 +141,10 @@ def run_export(config: ExportConfig) -> ExportResult:
             normalizing_factor=plan.factor,
             adjacent_copies=plan.adjacent,
         )
-        manifest = _manifest(config, result, weighting, settings, columns, record)
+        manifest = _manifest(config, result, weighting, settings, columns, prompt)
         extras_staging.mkdir(parents=True)
+        if config.format == "llamafactory":
+            manifest["llamafactory"] = write_dataset_info(extras_staging, _split_paths(output, config, splits))
         write_json(manifest, extras_staging / MANIFEST)
         with atomic_path(extras_staging / CARD) as tmp:
             tmp.write_text(dataset_card(manifest))
@@ -285,8 +293,15 @@ def _weighting(provenance: dict) -> dict:
     return weighting
 
 
+def _split_paths(output: Path, config: ExportConfig, splits: dict) -> dict[str, Path]:
+    """Where each split's data lands once published: the split folder, or the one file."""
+    if is_file_output(config.output):
+        return {name: output for name in splits}
+    return {name: output / name for name in splits}
+
+
 def _manifest(
-    config: ExportConfig, result: ExportResult, weighting: dict, settings: dict, columns: list[str], record: dict | None
+    config: ExportConfig, result: ExportResult, weighting: dict, settings: dict, columns: list[str], prompt
 ) -> dict:
     inputs = {}
     for name in ("problems", "weights", "references"):
@@ -316,7 +331,9 @@ def _manifest(
         "copies": {split: entry["rows"] for split, entry in result.splits.items()} if config.weights_as == "copies" else None,
         "adjacent_copies": result.adjacent_copies,
         "data_source": config.data_source if config.format == "verl" else None,
-        "prompt_format": record,
+        "prompt_format": prompt.record,
+        "prompt_source": prompt.source,
+        "prompt_format_recorded": prompt.recorded,
         "settings": settings,
         "settings_hash": settings_hash(settings),
         "inputs": inputs,
