@@ -45,27 +45,34 @@ def _first_parquet(path: Path) -> Path | None:
     return None
 
 
-def _detect(path: str) -> tuple[str | None, pa.Schema | None, dict | None, pa.Table | None]:
-    """The stage, schema, manifest and (for stdin) the table itself."""
+def _detect(path: str) -> tuple[str | None, pa.Schema | None, dict | None]:
+    """The stage, schema and manifest of a paced output on disk; stage None for anything else (read by its columns)."""
     if path == STDIO:
-        from paced_curate.io import read_ipc_stdin
-
-        table = read_ipc_stdin()
-        return read_metadata(table.schema).get("stage"), table.schema, None, table
+        return None, None, None
     target = Path(path)
     if not target.exists():
         raise InputError(f"{path}: no such file or directory")
     manifest = read_manifest(target) if target.is_dir() else None
     first = _first_parquet(target)
-    if first is None:
-        if target.suffix.lower() in (".jsonl", ".ndjson", ".json", ".csv") or target.is_dir():
-            return "problems", None, None, None
-        raise InputError(f"{path}: holds no Parquet files to inspect")
-    if first.suffix.lower() != ".parquet":
-        return "problems", None, None, None
+    if first is None or first.suffix.lower() != ".parquet":
+        return None, None, None
     schema = read_parquet_schema(first)
     stage = (manifest or {}).get("stage") or read_metadata(schema).get("stage")
-    return stage or "problems", schema, manifest, None
+    return stage, schema, manifest
+
+
+def _read_by_columns(path: str) -> tuple[str, pa.Table]:
+    """A table read by the one reader: its recorded stage (a pipe), else the stage its columns fit (#24)."""
+    from paced_curate.problems import problems_from_columns
+    from paced_curate.schema import conform
+    from paced_curate.tables import guess_stage, read_columns, shown
+
+    raw = read_columns(path)
+    recorded = read_metadata(pa.schema([], metadata=raw.metadata)).get("stage") if raw.metadata else None
+    stage = recorded or guess_stage(list(raw.data))
+    if stage == "problems":
+        return stage, problems_from_columns(raw, None, shown(path))
+    return stage, conform(raw.to_table(SPECS[stage], shown(path)), SPECS[stage], shown(path))
 
 
 def run_inspect(config: InspectConfig) -> dict:
@@ -74,17 +81,15 @@ def run_inspect(config: InspectConfig) -> dict:
     Raises:
         InputError, SchemaError: the path is missing or not a valid stage output.
     """
-    stage, schema, manifest, table = _detect(config.path)
+    stage, schema, manifest = _detect(config.path)
+    table = None
+    if stage is None:
+        stage, table = _read_by_columns(config.path)
     report: dict = {"path": config.path, "stage": stage}
-    if stage == "problems":
-        from paced_curate.problems import read_problems
-
-        table = read_problems(config.path)
-        schema = table.schema
     if stage == "export":
         from paced_curate.export import inspect_export
 
-        report.update(inspect_export(config.path, manifest))
+        report.update(inspect_export(config.path, manifest, table))
         return report
     if table is None:
         table = read_table(config.path, SPECS[stage])

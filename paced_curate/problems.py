@@ -60,10 +60,18 @@ def read_problems(path: str, fields: FieldMap | None = None) -> pa.Table:
             value is null or of the wrong kind, or ids repeat. The message names file and row.
     """
     fields = fields or FieldMap()
-    raw = read_columns(path, fields.split)
+    return problems_from_columns(read_columns(path, fields.split), fields, shown(path))
+
+
+def problems_from_columns(raw: Columns, fields: FieldMap | None, source: str) -> pa.Table:
+    """A problems table from columns the one reader read (`read_problems` once the input is read).
+
+    Raises:
+        InputError: as `read_problems`.
+    """
     if raw.num_rows == 0:
-        raise InputError(f"{shown(path)}: holds no problems")
-    return _normalise(raw, fields, shown(path))
+        raise InputError(f"{source}: holds no problems")
+    return _normalise(raw, fields or FieldMap(), source)
 
 
 def pick_column(names: list[str], chosen: str | None, candidates: tuple[str, ...], flag: str, path: str, required: bool) -> str | None:

@@ -134,6 +134,8 @@ def read_train_split(shards: str, *, need_reference: bool) -> pa.Table:
     """
     from paced_curate.export import read_export
 
+    if shards == "-":
+        raise InputError("SHARDS cannot be '-': every training process reads it, and --resume reads it again; save the rows to a file")
     if not Path(shards).exists():
         raise InputError(f"{shards}: no such folder; pass the output of 'paced export --format native'")
     table = read_export(shards, split="train")
@@ -168,7 +170,12 @@ def train_digest(shards: str) -> str:
     """A hash of the export's train files (from their sha256 in the manifest): a resume checks it is unchanged."""
     from paced_curate.export.layout import export_manifest
 
-    files = (export_manifest(shards) or {}).get("splits", {}).get("train", {}).get("files", [])
+    manifest = export_manifest(shards)
+    if manifest is None:  # export rows in another format (JSONL, CSV, ...): their content
+        from paced_curate.io import input_digest
+
+        return input_digest(shards)[:16]
+    files = manifest.get("splits", {}).get("train", {}).get("files", [])
     return hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -287,32 +287,41 @@ def _shard_files(path: Path, manifest: dict | None) -> list[Path]:
     return list_parts(path) or sorted(path.glob("*/part-*.parquet"))
 
 
-def _weight_column(table: pa.Table) -> pa.ChunkedArray:
+def _weight_column(table: pa.Table) -> np.ndarray:
+    """Each row's weight, wherever the format keeps it."""
     if "extra_info" in table.column_names:
-        return pc.struct_field(table.column("extra_info"), "weight")
-    return table.column("weight")
+        return pc.struct_field(table.column("extra_info"), "weight").to_numpy()
+    if "weight" in table.column_names:
+        return table.column("weight").to_numpy()
+    if "messages" in table.column_names:  # llamafactory: the assistant turn's loss_weight
+        return np.array([turns[-1]["loss_weight"] for turns in table.column("messages").to_pylist()], dtype=np.float64)
+    return np.ones(table.num_rows)  # trl copies: every row counts once
 
 
-def inspect_export(path: str, manifest: dict | None) -> dict:
+def inspect_export(path: str, manifest: dict | None, table: pa.Table | None = None) -> dict:
     """The `paced inspect` report of an export: its manifest and a histogram of the rows' weights.
 
     Args:
-        path: an export folder (or one of its shards, or a split folder).
+        path: an export folder (or one of its shards, or a split folder), or the source of `table`.
         manifest: the folder's manifest, or None for a shard or split folder.
+        table: export rows already read (from JSONL, CSV, a pipe, ...: no shards to open), or None.
     """
-    if manifest is None or manifest.get("stage") != "export":
-        manifest = export_manifest(path)
-    files = _shard_files(Path(path), manifest)
-    if not files:
-        raise InputError(f"{path}: holds no export shards")
-    schema = pq.read_schema(files[0])
-    columns = ["extra_info"] if "extra_info" in schema.names else ["weight"]
-    weights = np.concatenate([_weight_column(read_parquet(f, columns)).to_numpy() for f in files])
+    if table is not None:
+        schema, weights = table.schema, _weight_column(table)
+    else:
+        if manifest is None or manifest.get("stage") != "export":
+            manifest = export_manifest(path)
+        files = _shard_files(Path(path), manifest)
+        if not files:
+            raise InputError(f"{path}: holds no export shards")
+        schema = pq.read_schema(files[0])
+        wanted = [name for name in ("extra_info", "weight", "messages") if name in schema.names][:1]
+        weights = np.concatenate([_weight_column(read_parquet(f, wanted)) for f in files])
     meta = read_metadata(schema)
     labels, counts = equal_bins(weights.tolist(), 10, low=0.0, high=max(float(weights.max(initial=0.0)), 1e-12))
     report = {
         "rows": int(weights.size),
-        "format": (manifest or {}).get("format") or (meta.get("provenance") or {}).get("format"),
+        "format": (manifest or {}).get("format") or (meta.get("provenance") or {}).get("format") or ("native" if table is not None else None),
         "schema": [[f.name, str(f.type)] for f in schema],
         "schema_version": meta.get("schema_version"),
         "provenance": meta.get("provenance"),

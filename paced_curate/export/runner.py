@@ -342,34 +342,41 @@ def _manifest(
     }
 
 
-def _export_manifest(directory: Path) -> dict:
-    manifest = export_manifest(directory)
-    if manifest is None or manifest.get("stage") != "export":
-        raise InputError(
-            f"{directory}: is not a paced export (no export manifest.json in {extras_dir(directory)}); make one with 'paced export'"
-        )
-    return manifest
-
-
-def read_export(directory: str | Path, split: str = "train") -> pa.Table:
-    """Read one split of a native export, validated against `schema.EXPORT`.
+def read_export(path: str | Path, split: str = "train") -> pa.Table:
+    """Read one split of a native export, or a table of export rows from any input the one reader takes.
 
     Args:
-        directory: an export written by `paced export --format native` (a folder, or NAME.parquet).
+        path: an export written by `paced export --format native` (a folder, or NAME.parquet with
+            its manifest in NAME.parquet.paced/), or a table of export rows in any format
+            (`tables.read_stage_table`: JSONL, CSV, a Parquet file or folder, ..., "-"), which is
+            all train split.
         split: "train", or "val" when the export has a val split.
 
     Raises:
-        InputError: the path is not a native paced export or has no such split.
-        SchemaError: a shard does not match `schema.EXPORT`.
+        InputError: the path is a trl/verl/llamafactory export, has no such split, or is an
+            export folder whose manifest is gone.
+        SchemaError: the rows do not match `schema.EXPORT`.
     """
-    directory = Path(directory)
-    manifest = _export_manifest(directory)
+    target = Path(path)
+    manifest = export_manifest(target) if str(path) != STDIO and target.exists() else None
+    if manifest is None:
+        if target.is_dir() and any((target / name).is_dir() for name in ("train", "val")):
+            raise InputError(
+                f"{path}: holds train/val folders but no export manifest.json in {extras_dir(target)}; "
+                "re-run 'paced export' (the manifest says which files are which split)"
+            )
+        table = read_stage_table(str(path), EXPORT)
+        if split != "train":
+            raise InputError(f"{path}: is a table of export rows without a manifest, so all of it is train; it has no '{split}' split")
+        return table
+    if manifest.get("stage") != "export":
+        raise InputError(f"{path}: holds a '{manifest.get('stage')}' output, not an export; make one with 'paced export --format native'")
     if manifest.get("format") != "native":
-        raise InputError(f"{directory}: is a '{manifest.get('format')}' export; re-export with --format native to read it here")
+        raise InputError(f"{path}: is a '{manifest.get('format')}' export; re-export with --format native to read it here")
     splits = manifest.get("splits", {})
     if split not in splits:
-        raise InputError(f"{directory}: has no '{split}' split (it has {', '.join(splits)})")
-    tables = [conform(read_parquet(path), EXPORT, str(path)) for path in split_files(directory, manifest, split)]
+        raise InputError(f"{path}: has no '{split}' split (it has {', '.join(splits)})")
+    tables = [conform(read_parquet(file), EXPORT, str(file)) for file in split_files(target, manifest, split)]
     return pa.concat_tables(tables)
 
 
