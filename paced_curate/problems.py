@@ -95,6 +95,8 @@ def _normalise(raw: Columns, fields: FieldMap, path: str) -> pa.Table:
     prompt_col = pick_column(names, fields.prompt_field, PROMPT_CANDIDATES, "--prompt-field", path, required=True)
     answer_col = pick_column(names, fields.answer_field, ANSWER_CANDIDATES, "--answer-field", path, required=True)
 
+    if raw.text_only:
+        _refuse_chat_as_text(raw, prompt_col, path)
     prompts, messages = _prompt_columns(raw.values(prompt_col), path, raw.where)
     answers = answer_column(raw.values(answer_col), path, answer_col, raw.where)
     if id_col is not None:
@@ -121,6 +123,21 @@ def _normalise(raw: Columns, fields: FieldMap, path: str) -> pa.Table:
             raise InputError(f"{path}: column {name!r} clashes with the mapped {target} column; rename one of them")
         out[target] = raw.arrow(name, path)
     return conform(pa.table(out), PROBLEMS, path)
+
+
+def _refuse_chat_as_text(raw: Columns, name: str, path: str) -> None:
+    """A CSV cell cannot hold chat turns: one written there as text must not become a text prompt.
+
+    pandas writes a list of messages to CSV as its repr ("[{'role': 'user', ...}]"); read as text,
+    the student would be prompted with that string.
+    """
+    for index, value in enumerate(raw.values(name)):
+        text = (value or "").lstrip()
+        if text.startswith("[{") and ("'role'" in text or '"role"' in text):
+            raise InputError(
+                f"{path} {raw.where(index)}: column {name!r} holds chat turns written as text, which a CSV file cannot hold; "
+                "use JSONL, JSON or Parquet"
+            )
 
 
 def prompt_turns(messages: list[dict]) -> list[dict] | None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -172,8 +173,8 @@ def _normalise(raw: Columns, fields: SampleFields, path: str) -> pa.Table:
         "answer": pa.array([answers[r] for r in rows], pa.string()),
         "completion": pa.array(completions, pa.string()),
         "finish_reason": pa.array(finish, pa.string()),
-        "completion_tokens": _optional_ints(raw, "completion_tokens", rows),
-        "prompt_tokens": _optional_ints(raw, "prompt_tokens", rows),
+        "completion_tokens": _optional_ints(raw, "completion_tokens", rows, path),
+        "prompt_tokens": _optional_ints(raw, "prompt_tokens", rows, path),
         "error": pa.array(_errors(raw, rows, path), pa.string()),
     }
     mapped = {id_col, completion_col, index_col, answer_col, prompt_col, "finish_reason", "completion_tokens", "prompt_tokens", "error"}
@@ -287,7 +288,7 @@ def _finish_reasons(raw: Columns, rows: list[int], path: str) -> list[str]:
     out = []
     for r in rows:
         value = values[r]
-        if value is None:
+        if value is None or value == "":  # an empty CSV cell is a missing value
             out.append("stop")
         elif value in FINISH_REASONS:
             out.append(value)
@@ -303,14 +304,28 @@ def _errors(raw: Columns, rows: list[int], path: str) -> list[str | None]:
     for r in rows:
         if values[r] is not None and not isinstance(values[r], str):
             raise InputError(f"{path} {raw.where(r)}: column 'error' is {values[r]!r}; paced reads it as the rollout's error message (text)")
-    return [values[r] for r in rows]
+    # An empty message is no error: a CSV cannot tell an empty cell from a missing value.
+    return [values[r] or None for r in rows]
 
 
-def _optional_ints(raw: Columns, name: str, rows: list[int]) -> pa.Array:
+def _optional_ints(raw: Columns, name: str, rows: list[int], path: str) -> pa.Array:
     if name not in raw.data:
         return pa.nulls(len(rows), pa.int32())
     values = raw.values(name)
-    return pa.array([None if values[r] is None else int(values[r]) for r in rows], pa.int32())
+    out = []
+    for r in rows:
+        value = values[r]
+        if value is None or value == "":
+            out.append(None)
+            continue
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            number = math.nan
+        if not number.is_integer() or number < 0:
+            raise InputError(f"{path} {raw.where(r)}: column {name!r} is {value!r}, expected a whole number of tokens")
+        out.append(int(number))
+    return pa.array(out, pa.int32())
 
 
 def _join_problems(ids: list[str], prompts: list[str], fields: SampleFields, raw: Columns, path: str):

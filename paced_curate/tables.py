@@ -180,6 +180,9 @@ def file_kind(path: Path) -> str:
     """
     suffix = path.suffix.lower()
     expected = SUFFIX_KINDS.get(suffix)
+    with open(path, "rb") as handle:
+        if handle.read(2) in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
+            raise InputError(f"{path}: is UTF-16 text; save it as UTF-8")
     actual = sniff_format(path)
     if actual == "empty":
         raise InputError(f"{path}: is empty")
@@ -295,10 +298,7 @@ def _load_arrow_file(path: Path) -> pa.Table:
 
 
 def _read_text(path: Path) -> str:
-    data = path.read_bytes()
-    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        raise InputError(f"{path}: is UTF-16 text; save it as UTF-8")
-    data = data.removeprefix(codecs.BOM_UTF8)
+    data = path.read_bytes().removeprefix(codecs.BOM_UTF8)
     if not data.strip():
         raise InputError(f"{path}: is empty")
     try:
