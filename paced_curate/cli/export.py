@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from paced_curate.cli.app import app, fails_cleanly, print_json
-from paced_curate.cli.options import AsJsonOption, SystemPromptOption
+from paced_curate.cli.options import AsJsonOption
 
 
 @app.command("export")
@@ -53,7 +53,7 @@ def export_command(
     template: Annotated[Optional[str], typer.Option(
         help="Prompt template the student was shown ({prompt} is the problem); for weights that record none.",
     )] = None,
-    system_prompt: SystemPromptOption = None,
+    system_prompt: Annotated[Optional[str], typer.Option("--system-prompt", help="System prompt the student was shown.")] = None,
     chat_template: Annotated[Optional[str], typer.Option(
         "--chat-template", help="auto, on or off: whether the student's chat template applied (auto needs --tokenizer).",
     )] = None,
