@@ -1,4 +1,4 @@
-"""Reading samples other tools wrote: generations for `paced grade`, verdicts for `paced weight`.
+"""Reading samples other tools wrote: generations (`paced grade`), verdicts (`paced weight`), references (`paced export`).
 
 All go through the one reader (`tables`: JSONL, JSON, CSV, Parquet, Arrow, a Parquet folder, a
 local Hugging Face dataset, or "-"). A paced rollouts or grades table is read as it is; any
@@ -19,6 +19,7 @@ other table needs only an id, a completion and a gold answer (generations), an i
   row order within each problem. finish_reason: `stop` when absent. Other columns pass through.
 
     table = read_generations("nemo_output.jsonl", SampleFields())       # a ROLLOUTS table
+    refs = read_references("teacher.jsonl")                              # problem_id, sample_index, completion, verdict
 """
 
 from __future__ import annotations
