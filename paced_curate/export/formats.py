@@ -63,6 +63,7 @@ VERL = pa.schema(
     ]
 )
 
+
 def format_table(
     rows: pa.Table, fmt: str, data_source: str, prompts: list | None = None, with_weight: bool = True
 ) -> pa.Table:

@@ -42,7 +42,7 @@ from paced_curate.export.formats import ROW_GROUP_ROWS, format_table, split_and_
 from paced_curate.export.join import JoinOptions, Sources, join_rows
 from paced_curate.export.layout import CARD, export_manifest, extras_dir, is_file_output, split_files
 from paced_curate.export.llamafactory import write_dataset_info
-from paced_curate.export.prompting import choose_prompt
+from paced_curate.export.prompting import PromptChoice, choose_prompt
 from paced_curate.export.weighting import adjacent_pairs, copy_counts, normalizing_factor, row_weights, spread_order
 from paced_curate.io import (
     MANIFEST,
@@ -301,7 +301,7 @@ def _split_paths(output: Path, config: ExportConfig, splits: dict) -> dict[str, 
 
 
 def _manifest(
-    config: ExportConfig, result: ExportResult, weighting: dict, settings: dict, columns: list[str], prompt
+    config: ExportConfig, result: ExportResult, weighting: dict, settings: dict, columns: list[str], prompt: PromptChoice
 ) -> dict:
     inputs = {}
     for name in ("problems", "weights", "references"):
@@ -365,10 +365,9 @@ def read_export(path: str | Path, split: str = "train") -> pa.Table:
                 f"{path}: holds train/val folders but no export manifest.json in {extras_dir(target)}; "
                 "re-run 'paced export' (the manifest says which files are which split)"
             )
-        table = read_stage_table(str(path), EXPORT)
         if split != "train":
             raise InputError(f"{path}: is a table of export rows without a manifest, so all of it is train; it has no '{split}' split")
-        return table
+        return read_stage_table(str(path), EXPORT)
     if manifest.get("stage") != "export":
         raise InputError(f"{path}: holds a '{manifest.get('stage')}' output, not an export; make one with 'paced export --format native'")
     if manifest.get("format") != "native":
