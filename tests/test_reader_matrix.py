@@ -294,3 +294,16 @@ def test_distill_end_to_end_from_jsonl_rows_and_csv_eval_equals_the_export(world
     assert {m["kind"] for m in metrics["export"]} == {"train", "eval"}, metrics
     keep = ("step", "kind", "loss", "kl", "pass_at_1", "problems")
     assert [{k: m[k] for k in keep if k in m} for m in metrics["jsonl"]] == [{k: m[k] for k in keep if k in m} for m in metrics["export"]]
+
+
+TABLE_OPTIONS = {
+    # command -> its table options, each covered above for every format
+    "rollout": ["PROBLEMS"], "estimate": ["PROBLEMS"], "grade": ["ROLLOUTS", "--problems"], "weight": ["GRADED"],
+    "export": ["PROBLEMS", "WEIGHTS", "--references"], "distill": ["SHARDS", "--eval"], "inspect": ["PATH"],
+}
+
+
+def test_the_matrix_names_every_command_that_takes_a_table():
+    from tests.test_cli import command_names
+
+    assert set(TABLE_OPTIONS) == set(command_names()) - {"demo"}  # demo builds its own tables
