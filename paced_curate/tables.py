@@ -249,7 +249,7 @@ def read_stage_table(path: str, spec: TableSpec, split: str | None = None) -> pa
         split: the split of a Hugging Face dataset folder.
 
     Raises:
-        InputError: the input cannot be read (see `read_columns`), is unfinished, or holds no rows.
+        InputError: the input cannot be read (see `read_columns`) or is an unfinished output.
         SchemaError: it does not match `spec` (missing or mistyped columns, null values, another stage).
     """
     if path != STDIO and Path(path).exists() and paced_stage(path) is not None:
