@@ -30,16 +30,16 @@ WAY_OUT = "to train on the recorded prompt, or pass --prompt-format flags to tra
 
 PLANS = [
     # record, flags, student tokenizer has a chat template, expected (source, template, system prompt, chat) or error, reason
-    (PLAIN, {}, True, ("export", "Q: {prompt}\nA:", None, "off"), "no flags: the record"),
-    (PLAIN, {"template": "Q: {prompt}\nA:", "chat_template": "off"}, True, ("export", "Q: {prompt}\nA:", None, "off"), "flags that repeat the record"),
+    (PLAIN, {}, True, ("record", "Q: {prompt}\nA:", None, "off"), "no flags: the record"),
+    (PLAIN, {"template": "Q: {prompt}\nA:", "chat_template": "off"}, True, ("record", "Q: {prompt}\nA:", None, "off"), "flags that repeat the record"),
     (PLAIN, {"template": "{prompt}="}, True,
      "records the prompt its weights were measured on, and --template '{prompt}=' contradicts the recorded template 'Q: {prompt}\\nA:'; "
      f"drop --template {WAY_OUT}", "another template"),
     (PLAIN, {"chat_template": "auto"}, True,
      "--chat-template auto contradicts the record (the rollout used no chat template, with --chat-template off)",
      "auto would apply the student's chat template; the rollout used none"),
-    (PLAIN, {"chat_template": "auto"}, False, ("export", "Q: {prompt}\nA:", None, "off"), "auto on a tokenizer without one is off: agrees"),
-    (CHAT, {"chat_template": "on", "system_prompt": "Be brief."}, True, ("export", "Add: {prompt}", "Be brief.", "on"), "on = the applied auto"),
+    (PLAIN, {"chat_template": "auto"}, False, ("record", "Q: {prompt}\nA:", None, "off"), "auto on a tokenizer without one is off: agrees"),
+    (CHAT, {"chat_template": "on", "system_prompt": "Be brief."}, True, ("record", "Add: {prompt}", "Be brief.", "on"), "on = the applied auto"),
     (CHAT, {"chat_template": "off"}, True,
      "--chat-template off contradicts the record (the rollout applied the chat template, with --chat-template auto)", "plain text for chat"),
     (CHAT, {"system_prompt": ""}, True, "--system-prompt '' contradicts the recorded system prompt 'Be brief.'", "no system prompt for one"),
@@ -47,7 +47,7 @@ PLANS = [
     (PLAIN, {"template": "{prompt}=", "system_prompt": "Hi."}, True, f"drop --template and --system-prompt {WAY_OUT}", "two flags, one line"),
     (CHAT, {}, False, "records prompts rendered with a chat template, but the tokenizer of --student s has none",
      "a student that cannot render the recorded chat"),
-    (SERVER, {}, True, ("export", "{prompt}", None, "rows with chat messages"), "server rollout: chat turns only where the problem had them"),
+    (SERVER, {}, True, ("record", "{prompt}", None, "rows with chat messages"), "server rollout: chat turns only where the problem had them"),
     (SERVER, {"chat_template": "on"}, True, "--chat-template on contradicts the record (the rollout sent chat turns only for problems",
      "every problem as chat for a rollout that sent most as text"),
     (PLAIN, {"template": "{prompt}=", "prompt_format": "flags"}, True, ("flags", "{prompt}=", None, "auto"), "flags mode: the flags win"),
@@ -182,5 +182,5 @@ def test_distill_trains_and_evaluates_on_the_rollouts_prompts_without_repeating_
         eval_problems=str(problems), eval_samples=1, eval_max_tokens=4, eval_workers=1, eval_every=0, checkpoint_every=0,
     ))
     recorded = json.loads((tmp_path / "run" / "run.json").read_text())["prompt"]
-    assert recorded["source"] == "export" and recorded["template"] == fmt.template and recorded["system_prompt"] == fmt.system_prompt
+    assert recorded["source"] == "record" and recorded["template"] == fmt.template and recorded["system_prompt"] == fmt.system_prompt
     assert len(seen) == 2 and all(render(f, tokenizer, "1+3=", None) == render(fmt, tokenizer, "1+3=", None) for f in seen)

@@ -42,9 +42,9 @@ def distill_command(
     )] = 1.0,
     prompt_format: Annotated[str, typer.Option(
         "--prompt-format",
-        help="export: render prompts as the export records the rollout did (flags that contradict it are refused); "
+        help="record: render prompts as the export records the rollout did (flags that contradict it are refused); "
         "flags: render them from --template, --system-prompt, --chat-template (recorded in run.json). Also for --eval.",
-    )] = "export",
+    )] = "record",
     template: Annotated[Optional[str], typer.Option(help="Prompt template; {prompt} is replaced by the problem (default: as the export records).")] = None,
     system_prompt: Annotated[Optional[str], typer.Option("--system-prompt", help="System prompt (default: as the export records).")] = None,
     chat_template: Annotated[Optional[str], typer.Option(

@@ -73,7 +73,7 @@ class DistillConfig:
     """rkl: sampling temperature of the student's responses. Only 1 is on-policy: the KL is always taken against the
     student's temperature-1 distribution, so other values train on samples from a different distribution (below 1
     sharper, above 1 flatter) and the loss is no longer the reverse KL's on-policy estimate."""
-    prompt_format: str = "export"
+    prompt_format: str = "record"
     """export: render prompts as the export records the rollout did (flags that contradict the record are refused);
     flags: render them from --template, --system-prompt and --chat-template (recorded in run.json). Also for --eval."""
     template: str | None = None
@@ -131,7 +131,7 @@ class DistillConfig:
         if self.warmup_steps is not None and self.warmup_steps < 0:
             problems.append(f"--warmup-steps must be >= 0, not {self.warmup_steps}")
         if self.prompt_format not in PROMPT_SOURCES:
-            problems.append(f"--prompt-format must be export or flags, not {self.prompt_format!r}")
+            problems.append(f"--prompt-format must be record or flags, not {self.prompt_format!r}")
         for name in ("checkpoint_every", "keep_checkpoints", "eval_every", "weight_decay", "grad_clip"):
             if getattr(self, name) < 0:
                 problems.append(f"--{name.replace('_', '-')} must be >= 0, not {getattr(self, name)}")

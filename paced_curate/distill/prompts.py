@@ -6,7 +6,7 @@ carry it on (`rollout.prompt_record`; the export manifest's `prompt_format`). So
 `paced distill` renders its prompts from the record, and the trainer sees the prompt the weights
 were measured on:
 
-- `--prompt-format export` (the default): the record. A `--template`, `--system-prompt` or
+- `--prompt-format record` (the default): the record. A `--template`, `--system-prompt` or
   `--chat-template` that contradicts it is refused in one line; one that agrees is accepted.
 - `--prompt-format flags`: the flags (their defaults where not given), whatever the record
   says; a difference from the record is noted, and run.json records the prompt used and the record.
@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 from paced_curate.errors import ConfigError
 from paced_curate.rollout.prompts import DEFAULT_TEMPLATE, PromptFormat
 
-PROMPT_SOURCES = ("export", "flags")
+PROMPT_SOURCES = ("record", "flags")
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,7 @@ def prompt_plan(config, record: dict | None, tokenizer) -> tuple[PromptPlan, str
 
     Args:
         config: the `DistillConfig` (template, system_prompt, chat_template: None when not given;
-            prompt_format: export or flags).
+            prompt_format: record or flags).
         record: the export's prompt record (`read_prompt_record`), or None.
         tokenizer: the student's tokenizer (whether it has a chat template decides `auto`).
 
@@ -106,7 +106,7 @@ def prompt_plan(config, record: dict | None, tokenizer) -> tuple[PromptPlan, str
         (plan, note): note is one line to print, or None.
 
     Raises:
-        ConfigError: under `--prompt-format export`, a flag contradicts the record (naming each
+        ConfigError: under `--prompt-format record`, a flag contradicts the record (naming each
             flag, the recorded value and the way out), or the record says a chat template was
             applied and the student's tokenizer has none.
     """
@@ -145,7 +145,7 @@ def prompt_plan(config, record: dict | None, tokenizer) -> tuple[PromptPlan, str
             f"{where} records prompts rendered with a chat template, but the tokenizer of --student {config.student} has none; "
             "train the model that was rolled out, or pass --prompt-format flags --chat-template off to train on plain prompts"
         )
-    return PromptPlan(recorded, "export", record, rows_only), None
+    return PromptPlan(recorded, "record", record, rows_only), None
 
 
 def _conflicts(config, record: dict, recorded: PromptFormat, rows_only: bool, has_chat: bool) -> list[tuple[str, str]]:
