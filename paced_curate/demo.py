@@ -178,24 +178,26 @@ def write_problem_sets(config: DemoConfig, work: Path) -> dict[str, Path]:
 
     pool: additions over `pool_terms` mixed with products (`beyond_share`); heldout: fresh
     problems from the same distribution; hard: additions over `hard_terms`; probe: differences.
+    `toy.world.world_sets` draws them: no held-out problem is a pool problem, even with its
+    operands reordered.
     """
-    from paced_curate.toy.world import make_mixture, make_problems, make_skill_problems
-
-    shares = {"add": 1 - config.beyond_share, "mul": config.beyond_share}
-    base = config.seed * 10
-    sets = {
-        "pool": make_mixture(base + 1, config.num_problems, shares, config.pool_terms, prefix="pool"),
-        "heldout": make_mixture(base + 2, config.num_eval, shares, config.pool_terms, prefix="heldout"),
-        "hard": make_problems(base + 3, config.num_eval, config.hard_terms, prefix="hard"),
-        "probe": make_skill_problems("sub", base + 4, config.num_eval, prefix="probe"),
-    }
+    sets = problem_sets(config)
     files = {}
     for name, problems in sets.items():
         files[name] = work / f"problems_{name}.jsonl"
         files[name].write_text("".join(json.dumps(p.row()) + "\n" for p in problems))
     counts = ", ".join(f"{name} {len(problems)}" for name, problems in sets.items())
-    say(f"problem sets from reasoning-gym basic_arithmetic: {counts} (pool: {1 - config.beyond_share:.0%} additions, {config.beyond_share:.0%} products)")
+    say(f"problem sets from reasoning-gym basic_arithmetic: {counts} (pool: {1 - config.beyond_share:.0%} additions, {config.beyond_share:.0%} products; "
+        "no held-out problem is a pool problem)")
     return files
+
+
+def problem_sets(config: DemoConfig) -> dict:
+    """The world's problem sets for `config` (`toy.world.world_sets` with its sizes): {"pool", "heldout", "hard", "probe"} -> problems."""
+    from paced_curate.toy.world import world_sets
+
+    shares = {"add": 1 - config.beyond_share, "mul": config.beyond_share}
+    return world_sets(config.seed, config.num_problems, config.num_eval, shares, config.pool_terms, config.hard_terms)
 
 
 def rollout(config: DemoConfig, problems: Path, model: Path, output: Path, samples: int) -> int:
