@@ -239,6 +239,14 @@ def _part_pattern(text: str) -> re.Pattern:
     return re.compile(r"(?<![\w+\-*/^])(?<!\d\.)" + re.escape(text) + r"(?![\w+\-*/^!]|\.\d)")
 
 
+def table_overlap(eval_table, train_table) -> Overlap:
+    """`find_overlap` of two Arrow tables with problem_id, prompt and answer columns (problems, export rows)."""
+    def rows(table):
+        return zip(*(table.column(name).to_pylist() for name in ("problem_id", "prompt", "answer")))
+
+    return find_overlap(rows(eval_table), rows(train_table))
+
+
 def check_eval_overlap(overlap: Overlap, mode: str, eval_name: str, train_name: str) -> str:
     """Apply `--eval-overlap` to an overlap.
 
