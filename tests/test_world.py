@@ -110,13 +110,17 @@ def worlds():
 
 
 def test_issue_21_no_evaluation_problem_is_a_pool_problem_after_normalisation(worlds):
-    from paced_curate.contamination import normalise_prompt
+    from paced_curate.contamination import find_overlap, normalise_prompt
 
     for kind, config, sets in worlds:
         pool = {normalise_prompt(p.prompt) for p in sets["pool"]}
         for name in ("heldout", "hard", "probe"):
             shared = [p.prompt for p in sets[name] if normalise_prompt(p.prompt) in pool]
             assert shared == [], (kind, config.seed, name, shared[:3])
+        # the check `paced distill --eval` runs (normalised prompt; gold answer + prompt) finds nothing either
+        overlap = find_overlap([(p.problem_id, p.prompt, p.answer) for name in ("heldout", "hard", "probe") for p in sets[name]],
+                               [(p.problem_id, p.prompt, p.answer) for p in sets["pool"]])
+        assert overlap.eval_ids == [], (kind, config.seed, overlap.line("eval", "pool"))
         ids = [p.problem_id for problems in sets.values() for p in problems]
         assert len(ids) == len(set(ids)), (kind, config.seed)
 
