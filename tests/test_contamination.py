@@ -178,3 +178,25 @@ def test_distill_eval_overlap_warns_by_default_and_trains(tmp_path, models, cli)
 def test_distill_refuses_an_unknown_overlap_mode(tmp_path, models, cli):
     eval_file = write_jsonl(tmp_path / "heldout.jsonl", [{"id": "h1", "question": "What is 9 + 9?", "answer": "18"}])
     assert_user_error(_distill(cli, tmp_path, models, eval_file, "--eval-overlap", "ignore"), "--eval-overlap must be one of error, warn, allow, not 'ignore'")
+
+
+# --- paced export --eval: the same check against the exported problems --------------------------
+
+def test_export_eval_counts_exported_problems_only_and_error_writes_nothing(tmp_path, cli):
+    from tests.test_export import make_inputs
+
+    problems, weights = make_inputs(tmp_path)  # 'What is i + i?', q00 has weight 0 (not exported)
+    eval_file = write_jsonl(tmp_path / "heldout.jsonl", [
+        {"id": "h0", "question": "What is 0 + 0?", "answer": "0"},  # only in the problem set: weight 0, dropped
+        {"id": "h3", "question": "what is 3+3", "answer": "6"},
+        {"id": "h9", "question": "What is 12 + 12?", "answer": "24"},
+    ])
+    result = cli("export", problems, weights, "-o", tmp_path / "data", "--eval", eval_file)
+    assert result.exit_code == 0, result.output
+    assert (f"warning: eval overlap: 1 of the 3 problems in {eval_file} are also training problems in the export of {problems} "
+            "(1 by normalised prompt, 0 more by gold answer + prompt): 'h3' (= training 'q03')") in result.stderr
+    refused = cli("export", problems, weights, "-o", tmp_path / "other", "--eval", eval_file, "--eval-overlap", "error")
+    assert_user_error(refused, "eval overlap: 1 of the 3 problems")
+    assert not (tmp_path / "other").exists()
+    assert_user_error(cli("export", problems, weights, "-o", tmp_path / "x", "--eval-overlap", "never"),
+                      "--eval-overlap must be one of error, warn, allow (got 'never')")

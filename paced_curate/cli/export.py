@@ -43,6 +43,8 @@ def export_command(
     data_source: Annotated[
         str, typer.Option("--data-source", help="verl's data_source (default lighteval/MATH: verl's built-in boxed-answer reward).")
     ] = "lighteval/MATH",
+    eval_problems: Annotated[Optional[str], typer.Option("--eval", help="Held-out problems: say how many are also exported problems.")] = None,
+    eval_overlap: Annotated[str, typer.Option("--eval-overlap", help="With --eval, overlapping problems are: error, warn or allow.")] = "warn",
     as_json: AsJsonOption = False,
 ) -> None:
     """Write the weighted dataset: shards with a weight per example, a manifest and a dataset card.
@@ -72,6 +74,8 @@ def export_command(
         copies=copies,
         normalize=normalize,
         data_source=data_source,
+        eval_problems=eval_problems,
+        eval_overlap=eval_overlap,
     )
     result = run_export(config)
     render_export_result(result)
