@@ -19,7 +19,7 @@ from paced_curate.report import rows_table, say, show
 
 
 def _table(title: str, header: list[str], rows: list[list[str]]):
-    """`report.rows_table` with the student column kept whole (it would be cut to 'unweigh…' at 80 columns)."""
+    """`report.rows_table` with the student column kept whole (it would be cut to 'unweigh...' at 80 columns)."""
     table = rows_table(title, header, rows)
     table.columns[0].min_width = max(len(row[0]) for row in rows) if rows else 8
     table.columns[0].no_wrap = True

@@ -203,3 +203,9 @@ def test_the_pretraining_mixtures_are_unchanged():
     # reasoning-gym basic_arithmetic items of the teacher's addition stream (seed 1000 * 7 + 0), as generated before #21
     assert [p.prompt for p in make_skill_problems("add", 7000, 3, (2, 7))] == GOLDEN_TEACHER_ADD
     assert [p.prompt for p in make_mixture(1000, 6, dict(TEACHER.skills), TEACHER.terms, prefix="train")] == GOLDEN_TEACHER_MIXTURE
+
+
+def test_demo_refuses_a_negative_world_seed(cli):
+    from tests.conftest import assert_user_error
+
+    assert_user_error(cli("demo", "--fast", "--seed", "-1", "--workdir", "unused"), "--seed must be >= 0")
