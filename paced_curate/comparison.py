@@ -287,7 +287,7 @@ def show_holm(family: dict, seeds: int, what: str) -> None:
         p = "n/a" if c["p"] is None else f"{c['p']:.4f}"
         p_holm = "n/a" if c["p_holm"] is None else f"{c['p_holm']:.4f}" + (" *" if c["finding"] else "")
         rows.append([c["method"], labels.get(c["metric"], c["metric"]), interval_text, p, p_holm])
-    if rows:
+    if rows and family["m"]:  # no comparison has two paired values (one world, one seed): nothing to test
         m, alpha = family["m"], family["alpha"]
         show(_table(f"paired difference vs {family['reference']} over {seeds} {what}, Holm-corrected over {m} comparisons: "
                     f"mean [{1 - alpha / max(m, 1):.2%} simultaneous interval], p, Holm p (* <= {alpha:g})",

@@ -209,3 +209,13 @@ def test_demo_refuses_a_negative_world_seed(cli):
     from tests.conftest import assert_user_error
 
     assert_user_error(cli("demo", "--fast", "--seed", "-1", "--workdir", "unused"), "--seed must be >= 0")
+
+
+def test_an_impossible_exclusion_ends_without_a_limit_given(monkeypatch):
+    from paced_curate.contamination import normalise_prompt
+    from paced_curate.toy import world
+
+    monkeypatch.setattr(world, "STREAM_ITEMS", 300)  # the default cap, made small so the test reads 300 items, not 10**6
+    every_difference = {normalise_prompt(f"Calculate {a} - {b}.") for a in range(11) for b in range(11)}
+    with pytest.raises(ValueError, match="within 300 generator items"):
+        make_skill_problems("sub", seed=0, count=1, exclude=every_difference)

@@ -127,7 +127,8 @@ def make_skill_problems(
         terms: inclusive range of the number of terms (add only; mul and sub have two).
         prefix: problem ids are f"{prefix}-{seed}-{index}" (default: the skill).
         exclude: normalised prompts that must not occur (e.g. the training pool's).
-        max_items: read at most items seed .. seed + max_items - 1 (a stream's share of the seeds).
+        max_items: read at most items seed .. seed + max_items - 1 (a stream's share of the seeds);
+            default: no limit, or STREAM_ITEMS with `exclude`.
 
     Raises:
         ValueError: an unknown skill, or `count` problems outside `exclude` need more than
@@ -148,6 +149,8 @@ def make_skill_problems(
         keep = lambda values: True  # noqa: E731
     else:
         raise ValueError(f"skill must be one of {SKILLS}, not {skill!r}")
+    if exclude and max_items is None:
+        max_items = STREAM_ITEMS  # a replacement that does not exist must end in an error, not a search without end
     stream = _Stream(seed, settings, lambda entry: keep(_operands(entry, skill)), max_items)
     chosen = stream.take(count)
     if exclude:
