@@ -1,14 +1,16 @@
 """The pre-registered comparison (README, "Does PACED help here?") on the built-in world.
 
-Seven students per world: base (no training), unweighted, hard filter (band 0.125-0.875),
-PACED fkl, PACED rkl, PACED fkl-then-rkl, and AKL (unweighted, adaptive KL); all distilled
-from the same teacher on the same references with the same step budget. Each seed is a
-world: its own pool, held-out sets, student rollouts and references (`demo.prepare_world`,
-the preparation `paced demo` uses), and its own training seed. Reported: accuracy on the
+Eight students per world: base (no training), unweighted, hard filter (band 0.125-0.875),
+PACED fkl, PACED rkl, PACED fkl-then-rkl, PACED floor (fkl-then-rkl on PACED weights with
+`--floor 0.01`, `comparison.FLOOR`), and AKL (unweighted, adaptive KL); all distilled from the
+same teacher on the same references with the same step budget. Each seed is a world: its own
+pool, held-out sets disjoint from it (`toy.world.world_sets`, #21), student rollouts and
+references (`demo.prepare_world`, the preparation `paced demo` uses), and its own training seed. Reported: accuracy on the
 held-out pool set (frontier additions and out-of-reach products), the hard set and the probe
 (its change from the base student is forgetting), training and teacher tokens, steps to
 reach unweighted's final held-out accuracy, and paired differences against unweighted
-with 95% Student-t intervals over the worlds.
+with 95% Student-t intervals over the worlds, and Holm-corrected over every trained method and
+the three accuracy metrics as one family (`comparison.paired_family`).
 
     .venv/bin/python bench/reproduce.py                  # 5 worlds, every method (about 35 minutes, models cached)
     .venv/bin/python bench/reproduce.py --quick          # 1 world, fast sizes and models

@@ -1,10 +1,10 @@
-"""The pre-registered comparison: methods, paired differences with 95% intervals, learning curves.
+"""The pre-registered comparison: methods, paired differences with 95% intervals, Holm's correction, learning curves.
 
 Pure bookkeeping over the rows `demo.run_methods` returns (one per student, world and
 training seed); `paced demo` and `bench/reproduce.py` both summarise with it, so their tables
 mean the same thing. README, "Does PACED help here?", states the design.
 
-    summary = summarise(rows)           # per method: mean and 95% interval; paired vs unweighted
+    summary = summarise(rows)           # per method: mean and 95% interval; paired vs unweighted; Holm over the family
     show_summary(summary, seeds=5, what="worlds")
     plot_curves(rows, "curves.png")
 """
@@ -19,12 +19,25 @@ from paced_curate.report import rows_table, say, show
 
 
 def _table(title: str, header: list[str], rows: list[list[str]]):
-    """`report.rows_table` with the student column kept whole (it would be cut to 'unweigh…' at 80 columns)."""
+    """`report.rows_table` with the student column kept whole (it would be cut to 'unweigh...' at 80 columns)."""
     table = rows_table(title, header, rows)
     table.columns[0].min_width = max(len(row[0]) for row in rows) if rows else 8
     table.columns[0].no_wrap = True
     return table
 
+FLOOR = 0.01
+"""The weight floor of "PACED floor" (`paced weight --floor`), chosen before any run: about a tenth of
+the weight a problem solved once in K = 8 samples gets, w(1/8) = 7/64 = 0.109 (0.0109, rounded
+down). So a problem the student never (or always) solves stays in training, as Uni-OPD (arXiv
+2605.03677) found better than dropping it, yet weighs about 11 times less than the least of the
+frontier problems, which keep the paper's ordering among themselves."""
+WEIGHTINGS = {
+    # name: `WeightConfig` settings of the export's weights
+    "paced": {"kernel": "beta"},
+    "paced floor": {"kernel": "beta", "floor": FLOOR},
+    "unweighted": {"kernel": "uniform"},
+    "hard filter": {"kernel": "band", "low": 0.125, "high": 0.875},
+}
 METHODS = {
     # name: (weighting of the export, distillation loss); base (no training) is always evaluated too
     "unweighted": ("unweighted", "fkl-then-rkl"),
@@ -32,10 +45,15 @@ METHODS = {
     "PACED fkl": ("paced", "fkl"),
     "PACED rkl": ("paced", "rkl"),
     "PACED fkl-then-rkl": ("paced", "fkl-then-rkl"),
+    "PACED floor": ("paced floor", "fkl-then-rkl"),
     "AKL": ("unweighted", "akl"),
 }
 ALL_METHODS = tuple(METHODS)
 REFERENCE = "unweighted"
+ALPHA = 0.05
+"""Family-wise error rate of the Holm-corrected paired comparisons."""
+FAMILY_METRICS = ("heldout", "hard", "probe_change")
+"""The metrics of the default family: every trained method against unweighted on each of them."""
 METRICS = ("heldout", "heldout_add", "heldout_mul", "hard", "probe", "probe_change", "train_tokens", "teacher_tokens")
 """heldout: the pool's distribution (frontier additions and out-of-reach products); hard: the
 longest chains; probe: differences (never distilled); probe_change: probe minus the base
@@ -61,6 +79,129 @@ def interval(values: list[float]) -> dict:
     return {"mean": mean, "low": mean - half, "high": mean + half, "n": n}
 
 
+def paired_t(diffs: list[float], confidence: float = 0.95) -> dict:
+    """Two-sided one-sample Student-t test of mean 0 for paired differences, and the interval of their mean.
+
+    t = mean / (sd / sqrt(n)) with n - 1 degrees of freedom (sd with n - 1 in the denominator);
+    p = 2 P(T > |t|). When every difference is equal (sd = 0), p is 0 if their mean is not 0
+    and 1 if it is, and the interval is [mean, mean].
+
+    Args:
+        diffs: paired differences (None entries are left out).
+        confidence: coverage of the interval (0.95; a family uses 1 - alpha / m).
+
+    Returns:
+        {"mean", "sd", "n", "df", "t", "p", "low", "high"}; all but "n" (and "mean" for n = 1) are
+        None for fewer than two differences.
+    """
+    from scipy import stats
+
+    values = [d for d in diffs if d is not None]
+    n = len(values)
+    out = {"mean": statistics.fmean(values) if values else None, "sd": None, "n": n, "df": None, "t": None, "p": None, "low": None, "high": None}
+    if n < 2:
+        return out
+    mean, sd = out["mean"], statistics.stdev(values)
+    out |= {"sd": sd, "df": n - 1}
+    if sd == 0:
+        return out | {"t": math.copysign(math.inf, mean) if mean else 0.0, "p": 0.0 if mean else 1.0, "low": mean, "high": mean}
+    error = sd / math.sqrt(n)
+    t = mean / error
+    half = stats.t.ppf(1 - (1 - confidence) / 2, n - 1) * error
+    return out | {"t": t, "p": float(2 * stats.t.sf(abs(t), n - 1)), "low": mean - half, "high": mean + half}
+
+
+def holm(p_values: list[float | None]) -> list[float | None]:
+    """Holm's step-down adjusted p-values (Holm 1979, "A simple sequentially rejective multiple test procedure").
+
+    With the m given p-values sorted ascending, p(1) <= ... <= p(m), the adjusted value of the
+    i-th is max over j <= i of min(1, (m - j + 1) p(j)). Rejecting every hypothesis whose
+    adjusted value is <= alpha keeps the family-wise error rate at alpha under any dependence.
+
+    Args:
+        p_values: one per comparison; None (no test) is left out of the family and stays None.
+
+    Returns:
+        Adjusted p-values in the input's order.
+    """
+    present = sorted((p, index) for index, p in enumerate(p_values) if p is not None)
+    m = len(present)
+    adjusted: list[float | None] = [None] * len(p_values)
+    running = 0.0
+    for rank, (p, index) in enumerate(present):
+        running = max(running, min(1.0, (m - rank) * p))
+        adjusted[index] = running
+    return adjusted
+
+
+def paired_family(rows: list[dict], comparisons: list[tuple[str, str]], reference: str = REFERENCE, alpha: float = ALPHA) -> dict:
+    """Paired comparisons against `reference`, Holm-corrected as one family.
+
+    For each (method, metric): the differences method - reference over the (world, seed) pairs
+    both have, their paired t-test (`paired_t`) and the Holm-adjusted p-value over the m
+    comparisons that have one (`holm`). A comparison is a finding when p_holm <= alpha. Each
+    also gets the level Holm's step-down tests it at, alpha / (m - rank + 1) (rank 1 = smallest
+    p), and an interval at confidence 1 - alpha / m: these Bonferroni intervals hold for the
+    whole family at once (coverage >= 1 - alpha); one that excludes 0 implies a Holm finding,
+    not the other way round.
+
+    Args:
+        rows: one per (method, world, seed), as `demo.run_methods` returns them (probe_change
+            is computed here when missing).
+        comparisons: (method, metric) pairs; methods or metrics absent from the rows give n = 0.
+        reference: the method every difference is taken against.
+        alpha: the family-wise error rate.
+
+    Returns:
+        {"alpha", "m", "reference", "comparisons": [{"method", "metric", "values", "mean", "n",
+        "t", "p", "p_holm", "holm_alpha", "finding", "low", "high", "low_95", "high_95"}]}.
+    """
+    _add_probe_change(rows)
+    by_key, pairs = _index(rows)
+    tests = []
+    for method, metric in comparisons:
+        diffs = _paired_values(by_key, pairs, method, reference, metric)
+        tests.append((method, metric, diffs, paired_t(diffs)))
+    m = sum(1 for *_, test in tests if test["p"] is not None)
+    adjusted = holm([test["p"] for *_, test in tests])
+    order = sorted((test["p"], i) for i, (*_, test) in enumerate(tests) if test["p"] is not None)
+    rank = {i: position + 1 for position, (_, i) in enumerate(order)}
+    out = []
+    for i, (method, metric, diffs, test) in enumerate(tests):
+        wide = paired_t(diffs, confidence=1 - alpha / m) if m else test
+        out.append({
+            "method": method, "metric": metric, "values": diffs, "mean": test["mean"], "n": test["n"], "t": test["t"], "p": test["p"],
+            "p_holm": adjusted[i], "holm_alpha": alpha / (m - rank[i] + 1) if i in rank else None,
+            "finding": adjusted[i] is not None and adjusted[i] <= alpha,
+            "low": wide["low"], "high": wide["high"], "low_95": test["low"], "high_95": test["high"],
+        })
+    return {"alpha": alpha, "m": m, "reference": reference, "comparisons": out}
+
+
+def _add_probe_change(rows: list[dict]) -> None:
+    """probe_change = probe minus the base student's probe in the same (world, seed), where both exist."""
+    by_key = {(row["world"], row["seed"], row["method"]): row for row in rows}
+    for row in rows:
+        base = by_key.get((row["world"], row["seed"], "base"))
+        if base is not None and row.get("probe") is not None and base.get("probe") is not None:
+            row["probe_change"] = row["probe"] - base["probe"]
+
+
+def _index(rows: list[dict]):
+    by_key = {(row["world"], row["seed"], row["method"]): row for row in rows}
+    return by_key, sorted({(row["world"], row["seed"]) for row in rows})
+
+
+def _paired_values(by_key: dict, pairs: list, method: str, reference: str, metric: str) -> list[float]:
+    """method - reference on `metric` for every (world, seed) where both have a value."""
+    diffs = []
+    for pair in pairs:
+        ours, theirs = by_key.get(pair + (method,)), by_key.get(pair + (reference,))
+        if ours is not None and theirs is not None and ours.get(metric) is not None and theirs.get(metric) is not None:
+            diffs.append(ours[metric] - theirs[metric])
+    return diffs
+
+
 def steps_to_reach(curve: list[tuple[int, float]], target: float) -> int | None:
     """The first curve step whose pass@1 is >= target (None if none is)."""
     for step, value in curve:
@@ -69,10 +210,12 @@ def steps_to_reach(curve: list[tuple[int, float]], target: float) -> int | None:
     return None
 
 
-def summarise(rows: list[dict]) -> dict:
+def summarise(rows: list[dict], family_metrics: tuple[str, ...] = FAMILY_METRICS, alpha: float = ALPHA) -> dict:
     """Per method: each metric's mean and 95% interval over (world, seed) pairs; paired
     differences against unweighted with 95% intervals; steps to reach unweighted's final
-    held-out accuracy on the learning curve of the same world and seed.
+    held-out accuracy on the learning curve of the same world and seed; and "holm": every
+    trained method against unweighted on `family_metrics`, Holm-corrected as one family
+    (`paired_family`).
     """
     by_key = {(row["world"], row["seed"], row["method"]): row for row in rows}
     for row in rows:
@@ -87,9 +230,7 @@ def summarise(rows: list[dict]) -> dict:
         if REFERENCE in methods and method != REFERENCE:
             paired = {}
             for metric in METRICS:
-                diffs = [by_key[pair + (method,)].get(metric) - by_key[pair + (REFERENCE,)].get(metric)
-                         for pair in pairs if pair + (method,) in by_key and pair + (REFERENCE,) in by_key
-                         and by_key[pair + (method,)].get(metric) is not None and by_key[pair + (REFERENCE,)].get(metric) is not None]
+                diffs = _paired_values(by_key, pairs, method, REFERENCE, metric)
                 paired[metric] = interval(diffs) | {"values": diffs}
             summary["paired"][method] = paired
         if REFERENCE in methods and method != "base":
@@ -101,6 +242,9 @@ def summarise(rows: list[dict]) -> dict:
             reached = [s for s in steps if s is not None]
             summary["steps_to_reach"][method] = {"values": steps, "reached": len(reached), "n": len(steps),
                                                  "median": statistics.median(reached) if reached else None}
+    if REFERENCE in methods:
+        family = [(method, metric) for method in methods if method not in ("base", REFERENCE) for metric in family_metrics]
+        summary["holm"] = paired_family(rows, family, REFERENCE, alpha)
     return summary
 
 
@@ -130,6 +274,24 @@ def show_summary(summary: dict, seeds: int, what: str) -> None:
     if paired:
         show(_table(f"paired difference vs {summary['reference']}, mean [95% interval] over {seeds} {what}; "
                     "an interval that contains 0 is no evidence of a difference", ["student", "held-out (pool)", "hard", "probe change"], paired))
+    if summary.get("holm"):
+        show_holm(summary["holm"], seeds, what)
+
+
+def show_holm(family: dict, seeds: int, what: str) -> None:
+    """Print the Holm-corrected family on stderr: mean difference, simultaneous interval, p and Holm-adjusted p."""
+    labels = {"heldout": "held-out (pool)", "hard": "hard", "probe_change": "probe change"}
+    rows = []
+    for c in family["comparisons"]:
+        interval_text = _ci({"mean": c["mean"], "low": c["low"], "high": c["high"]}, signed=True)
+        p = "n/a" if c["p"] is None else f"{c['p']:.4f}"
+        p_holm = "n/a" if c["p_holm"] is None else f"{c['p_holm']:.4f}" + (" *" if c["finding"] else "")
+        rows.append([c["method"], labels.get(c["metric"], c["metric"]), interval_text, p, p_holm])
+    if rows and family["m"]:  # no comparison has two paired values (one world, one seed): nothing to test
+        m, alpha = family["m"], family["alpha"]
+        show(_table(f"paired difference vs {family['reference']} over {seeds} {what}, Holm-corrected over {m} comparisons: "
+                    f"mean [{1 - alpha / max(m, 1):.2%} simultaneous interval], p, Holm p (* <= {alpha:g})",
+                    ["student", "metric", "difference", "p", "Holm p"], rows))
 
 
 def plot_curves(rows: list[dict], path: str | Path) -> Path | None:

@@ -144,7 +144,7 @@ def prepare_world(config: DemoConfig, work: Path, audit: bool = False) -> Prepar
         work: folder for the artifacts (created).
         audit: also grade the student's samples with reasoning-gym's scorer (`paced grade --audit`).
     """
-    from paced_curate.comparison import METHODS
+    from paced_curate.comparison import METHODS, WEIGHTINGS
     from paced_curate.toy.pretrain import trained_model
     from paced_curate.toy.zoo import student_spec, teacher_spec
 
@@ -157,9 +157,8 @@ def prepare_world(config: DemoConfig, work: Path, audit: bool = False) -> Prepar
     say(f"== 2. student rollouts ({config.engine}), grading (math-verify), PACED weights and the baselines' weights")
     rollout(config, files["pool"], student, work / "rollouts", config.samples)
     grade(work / "rollouts", work / "graded", audit=audit)
-    kernels = {"paced": "beta", "unweighted": "uniform", "hard filter": "band"}
     needed = sorted({METHODS[name][0] for name in config.methods} | {"paced"})
-    weights = {name: weight(work / "graded", work / f"weights_{slug(name)}.parquet", kernels[name], show_stats=name == "paced") for name in needed}
+    weights = {name: weight(work / "graded", work / f"weights_{slug(name)}.parquet", WEIGHTINGS[name], show_stats=name == "paced") for name in needed}
 
     say("== 3. teacher references: first for the problems PACED gives weight > 0, then for the rest")
     references, teacher_tokens, counts = teacher_references(config, files["pool"], weights, teacher, work)
@@ -178,24 +177,31 @@ def write_problem_sets(config: DemoConfig, work: Path) -> dict[str, Path]:
 
     pool: additions over `pool_terms` mixed with products (`beyond_share`); heldout: fresh
     problems from the same distribution; hard: additions over `hard_terms`; probe: differences.
+    `toy.world.world_sets` draws them: no held-out problem is a pool problem, even with its
+    operands reordered.
     """
-    from paced_curate.toy.world import make_mixture, make_problems, make_skill_problems
+    from paced_curate.contamination import find_overlap
 
-    shares = {"add": 1 - config.beyond_share, "mul": config.beyond_share}
-    base = config.seed * 10
-    sets = {
-        "pool": make_mixture(base + 1, config.num_problems, shares, config.pool_terms, prefix="pool"),
-        "heldout": make_mixture(base + 2, config.num_eval, shares, config.pool_terms, prefix="heldout"),
-        "hard": make_problems(base + 3, config.num_eval, config.hard_terms, prefix="hard"),
-        "probe": make_skill_problems("sub", base + 4, config.num_eval, prefix="probe"),
-    }
+    sets = problem_sets(config)
     files = {}
     for name, problems in sets.items():
         files[name] = work / f"problems_{name}.jsonl"
         files[name].write_text("".join(json.dumps(p.row()) + "\n" for p in problems))
     counts = ", ".join(f"{name} {len(problems)}" for name, problems in sets.items())
-    say(f"problem sets from reasoning-gym basic_arithmetic: {counts} (pool: {1 - config.beyond_share:.0%} additions, {config.beyond_share:.0%} products)")
+    pool = [(p.problem_id, p.prompt, p.answer) for p in sets["pool"]]
+    shared = sum(len(find_overlap([(p.problem_id, p.prompt, p.answer) for p in sets[name]], pool).eval_ids) for name in EVAL_SETS)
+    assert shared == 0, f"{shared} held-out problems are pool problems"  # world_sets draws them disjoint (#21)
+    say(f"problem sets from reasoning-gym basic_arithmetic: {counts} (pool: {1 - config.beyond_share:.0%} additions, {config.beyond_share:.0%} products); "
+        f"held-out problems that are also pool problems (normalised prompt; gold answer + prompt): {shared}")
     return files
+
+
+def problem_sets(config: DemoConfig) -> dict:
+    """The world's problem sets for `config` (`toy.world.world_sets` with its sizes): {"pool", "heldout", "hard", "probe"} -> problems."""
+    from paced_curate.toy.world import world_sets
+
+    shares = {"add": 1 - config.beyond_share, "mul": config.beyond_share}
+    return world_sets(config.seed, config.num_problems, config.num_eval, shares, config.pool_terms, config.hard_terms)
 
 
 def rollout(config: DemoConfig, problems: Path, model: Path, output: Path, samples: int) -> int:
@@ -220,11 +226,11 @@ def grade(rollouts: Path, output: Path, audit: bool) -> None:
     render_grade_summary(result.to_dict())
 
 
-def weight(graded: Path, output: Path, kernel: str, show_stats: bool = False) -> Path:
+def weight(graded: Path, output: Path, settings: dict, show_stats: bool = False) -> Path:
+    """`paced weight` with `settings` (`comparison.WEIGHTINGS`: kernel, band, floor)."""
     from paced_curate.weight import WeightConfig, render_weight_statistics, run_weight
 
-    options = {"low": 0.125, "high": 0.875} if kernel == "band" else {}
-    result = run_weight(WeightConfig(graded=str(graded), output=str(output), kernel=kernel, **options))
+    result = run_weight(WeightConfig(graded=str(graded), output=str(output), **settings))
     if show_stats:
         render_weight_statistics(result.statistics)
     return output
@@ -296,8 +302,9 @@ def distill(data: Path, student: Path, teacher: Path, output: Path, config: Demo
     """
     from paced_curate.distill import DistillConfig, run_distill
 
+    # the world's held-out sets are disjoint from the pool by construction; refuse to train if that ever breaks (#21)
     evaluation = dict(eval_problems=str(curve), eval_every=config.curve_every, eval_samples=config.eval_samples,
-                      eval_max_tokens=MAX_TOKENS, eval_workers=1) if curve else {}
+                      eval_max_tokens=MAX_TOKENS, eval_workers=1, eval_overlap="error") if curve else {}
     return run_distill(DistillConfig(
         shards=str(data), student=str(student), teacher=str(teacher), output=str(output), loss=loss,
         max_steps=config.distill_steps, batch_size=config.batch_size, lr=config.lr, seed=seed, overwrite=True,

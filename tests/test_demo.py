@@ -42,6 +42,14 @@ def test_demo_writes_the_worlds_problem_sets(demo):
         assert all(int(p["answer"]) == eval(p["prompt"].removeprefix("Calculate ").rstrip(".")) for p in problems)
     assert {p["skill"] for p in sets["heldout"]} == {"add", "mul"} and {p["skill"] for p in sets["hard"]} == {"add"}
     assert {p["skill"] for p in sets["probe"]} == {"sub"}
+    # #21: no evaluation problem is a pool problem, and the demo says so
+    from paced_curate.contamination import normalise_prompt
+
+    training = {normalise_prompt(p["prompt"]) for p in pool}
+    assert not [p["prompt"] for name in ("heldout", "hard", "probe") for p in sets[name] if normalise_prompt(p["prompt"]) in training]
+    _, _, _, stderr = demo
+    assert "held-out problems that are also pool problems (normalised prompt; gold answer + prompt): 0" in stderr
+    assert f"eval overlap: none of the 16 problems in {run / 'problems_heldout.jsonl'} is among the" in stderr
 
 
 def test_demo_trains_and_caches_both_models_and_they_load_in_vllm_and_transformers(demo):

@@ -241,7 +241,7 @@ def test_output_records_settings_constant_and_input_hash(graded, tmp_path):
     provenance = meta["provenance"]
     assert provenance["settings"] == {
         "kernel": "beta", "alpha": 1.0, "beta": 1.0, "low": None, "high": None, "estimator": "bayes",
-        "prior_a": 1.0, "prior_b": 0.5, "interval": "jeffreys", "confidence": 0.95, "normalize": "max",
+        "prior_a": 1.0, "prior_b": 0.5, "interval": "jeffreys", "confidence": 0.95, "normalize": "max", "floor": 0.0,
     }
     assert provenance["normalizing_constant"] == max(column(pq.read_table(out), "weight_raw"))
     assert provenance["inputs"]["graded"] == {"path": graded, "sha256": file_sha256(graded)}
@@ -274,6 +274,53 @@ def test_settings_without_effect_are_named():
         "--prior-a and --prior-b have no effect with --estimator empirical",
     ]
     assert WeightConfig(graded="g.parquet").ignored_settings() == []
+
+
+# --- the weight floor (--floor) ---------------------------------------------------------------
+
+# The `graded` fixture: a 2/4, b 1/4, c 0/4, d no scored samples, e 4/4.
+# (settings, floor, expected raw weights of a..e, why)
+FLOORS = [
+    ({}, 0.01, [0.25, 0.1875, 0.01, 0.0, 0.01], "plug-in beta: p = 0 and p = 1 get the floor; no scored samples stays 0"),
+    ({}, 0.2, [0.25, 0.2, 0.2, 0.0, 0.2], "a kernel value below the floor is raised too, so the weight stays monotone in w(p)"),
+    ({}, 0.0, [0.25, 0.1875, 0.0, 0.0, 0.0], "floor 0 is no floor"),
+    ({"alpha": 2.0}, 0.05, [0.125, 0.05, 0.05, 0.0, 0.05], "other exponents: w(1/4) = 0.046875 < 0.05"),
+    ({"kernel": "band", "low": 0.25, "high": 0.5}, 0.05, [1.0, 1.0, 0.05, 0.0, 0.05], "band: outside the band gets the floor (a soft filter)"),
+    ({"kernel": "uniform"}, 0.3, [1.0, 1.0, 1.0, 0.0, 1.0], "uniform: every scored weight is 1 already"),
+    # Jeffreys posterior means of p(1-p) at 2, 1, 0, 4 of 4: 0.2083, 0.175, 0.075, 0.075
+    ({"estimator": "bayes"}, 0.1, [bayes_weight(2, 4, 1.0, 1.0), bayes_weight(1, 4, 1.0, 1.0), 0.1, 0.0, 0.1],
+     "bayes: posterior means below the floor are raised"),
+]
+
+
+@pytest.mark.parametrize("settings, floor, expected, why", FLOORS, ids=[case[-1] for case in FLOORS])
+def test_the_floor_applies_to_the_raw_weight_before_normalisation(graded, settings, floor, expected, why):
+    table = run_weight(WeightConfig(graded=graded, floor=floor, **settings)).table
+    assert column(table, "weight_raw") == pytest.approx(expected, rel=1e-12), why
+    mean = sum(expected) / 5
+    assert column(table, "weight") == pytest.approx([w / mean for w in expected], rel=1e-12), why
+
+
+def test_the_floor_keeps_all_right_and_all_wrong_problems_in_the_export_and_is_recorded(graded, tmp_path, cli):
+    out = tmp_path / "w.parquet"
+    result = cli("weight", graded, "-o", out, "--floor", "0.01", "--normalize", "none")
+    assert result.exit_code == 0, result.output
+    table = read_table(str(out), WEIGHTS)
+    assert column(table, "weight") == [0.25, 0.1875, 0.01, 0.0, 0.01]
+    assert read_metadata(pq.read_schema(out))["provenance"]["settings"]["floor"] == 0.01
+    assert WeightConfig(graded="g.parquet", kernel="uniform", floor=0.1).ignored_settings() == ["--floor has no effect with --kernel uniform (every weight is 1)"]
+    assert WeightConfig(graded="g.parquet", floor=0.1).describe_kernel() == "--kernel beta --alpha 1 --beta 1 --estimator empirical --floor 0.1"
+    with pytest.raises(ConfigError, match=r"--floor must be in \[0, 1\) \(got nan\)"):
+        WeightConfig(graded="g.parquet", floor=float("nan"))
+    assert "--floor" in cli("estimate", "--help").stdout  # paced estimate passes it to the same WeightConfig
+
+
+def test_a_floor_rescues_a_pool_where_every_problem_is_at_zero_or_one(tmp_path):
+    path = tmp_path / "g.parquet"
+    write_table(build_table(samples("a", 4, 0) + samples("b", 0, 4), GRADES), str(path), GRADES)
+    with pytest.raises(ConfigError, match="every problem gets weight 0"):
+        run_weight(WeightConfig(graded=str(path)))
+    assert column(run_weight(WeightConfig(graded=str(path), floor=0.01)).table, "weight") == [1.0, 1.0]
 
 
 def write_grades_dir(directory, groups: list[list[dict]]) -> None:
@@ -409,6 +456,8 @@ BAD_FLAGS = [
     (["--normalize", "l2"], "error: --normalize must be one of mean, sum, max, none (got 'l2')"),
     (["--confidence", "95"], "error: --confidence must be between 0 and 1 (got 95.0)"),
     (["--plot", "w.jpg"], "error: --plot w.jpg: name a .png file"),
+    (["--floor", "1"], "error: --floor must be in [0, 1) (got 1.0)"),
+    (["--floor", "-0.01"], "error: --floor must be in [0, 1) (got -0.01)"),
     (["--json", "-o", "-"], "error: --json and -o - both write to stdout; choose one"),
 ]
 

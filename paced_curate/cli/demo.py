@@ -27,6 +27,8 @@ def demo_command(
 
     from paced_curate.demo import DemoConfig, run_demo
 
+    if seed < 0:
+        raise ConfigError(f"--seed must be >= 0 (a world's problem sets come from seed ranges numbered from 0), not {seed}")
     config = DemoConfig.small(workdir, seed) if fast else DemoConfig(workdir=workdir, seed=seed)
     if seeds is not None:
         if seeds < 1:

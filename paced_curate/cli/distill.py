@@ -59,6 +59,7 @@ def distill_command(
     eval_temperature: Annotated[float, typer.Option("--eval-temperature", help="Evaluation sampling temperature.")] = 1.0,
     eval_batch_size: Annotated[int, typer.Option("--eval-batch-size", help="Sequences per generate call when evaluating.")] = 64,
     eval_workers: Annotated[Optional[int], typer.Option("--eval-workers", help="Grading processes (default: number of CPUs).")] = None,
+    eval_overlap: Annotated[str, typer.Option("--eval-overlap", help="Held-out problems that are also training problems (normalised prompt; gold answer + prompt): error, warn or allow.")] = "warn",
     device: Annotated[str, typer.Option(help="auto, cpu or cuda (bf16 autocast on CUDA).")] = "auto",
     log_every: Annotated[int, typer.Option("--log-every", help="Print the log line every N steps.")] = 10,
     resume: Annotated[bool, typer.Option(help="Continue from the newest checkpoint in the run directory.")] = False,
@@ -79,7 +80,7 @@ def distill_command(
         rkl_temperature=rkl_temperature, prompt_format=prompt_format, template=template, system_prompt=system_prompt, chat_template=chat_template,
         checkpoint_every=checkpoint_every, keep_checkpoints=keep_checkpoints, eval_problems=eval_problems,
         eval_every=eval_every, eval_samples=eval_samples, eval_max_tokens=eval_max_tokens, eval_temperature=eval_temperature,
-        eval_batch_size=eval_batch_size, eval_workers=eval_workers, device=device, log_every=log_every, resume=resume,
+        eval_batch_size=eval_batch_size, eval_workers=eval_workers, eval_overlap=eval_overlap, device=device, log_every=log_every, resume=resume,
         overwrite=overwrite,
     )
     result = run_distill(config)

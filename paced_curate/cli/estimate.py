@@ -16,6 +16,7 @@ from paced_curate.cli.options import (
     ChatTemplateOption,
     DtypeOption,
     EngineOption,
+    FloorOption,
     HighOption,
     IdFieldOption,
     LowOption,
@@ -86,6 +87,7 @@ def estimate_command(
     prior_a: Annotated[float, typer.Option("--prior-a", help="bayes: Beta prior parameter a.")] = 0.5,
     prior_b: Annotated[float, typer.Option("--prior-b", help="bayes: Beta prior parameter b.")] = 0.5,
     normalize: Annotated[str, typer.Option(help="mean, sum, max or none.")] = "mean",
+    floor: FloorOption = 0.0,
     plot: PlotOption = None,
     overwrite: Annotated[bool, typer.Option(help="Delete an earlier run in the directory and start afresh.")] = False,
     as_json: AsJsonOption = False,
@@ -112,7 +114,7 @@ def estimate_command(
     grade = GradeConfig(rollouts=output, output=output, grader=grader, timeout=timeout, truncated=truncated, **({} if workers is None else {"workers": workers}))
     weight = WeightConfig(
         graded=output, kernel=kernel, alpha=alpha, beta=beta, low=low, high=high,
-        estimator=estimator, prior_a=prior_a, prior_b=prior_b, normalize=normalize, plot=plot,
+        estimator=estimator, prior_a=prior_a, prior_b=prior_b, normalize=normalize, floor=floor, plot=plot,
     )
     config = EstimateConfig(
         output=output, rollout=rollout, grade=grade, weight=weight, adaptive=adaptive, samples=samples,

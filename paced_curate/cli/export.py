@@ -58,6 +58,8 @@ def export_command(
         "--chat-template", help="auto, on or off: whether the student's chat template applied (auto needs --tokenizer).",
     )] = None,
     tokenizer: Annotated[Optional[str], typer.Option(help="The student's tokenizer folder, to decide --chat-template auto.")] = None,
+    eval_problems: Annotated[Optional[str], typer.Option("--eval", help="Held-out problems: say how many are also exported problems.")] = None,
+    eval_overlap: Annotated[str, typer.Option("--eval-overlap", help="With --eval, overlapping problems are: error, warn or allow.")] = "warn",
     as_json: AsJsonOption = False,
 ) -> None:
     """Write the weighted dataset: shards with a weight per example, a manifest and a dataset card.
@@ -92,6 +94,8 @@ def export_command(
         system_prompt=system_prompt,
         chat_template=chat_template,
         tokenizer=tokenizer,
+        eval_problems=eval_problems,
+        eval_overlap=eval_overlap,
     )
     result = run_export(config)
     render_export_result(result)

@@ -31,4 +31,5 @@ AlphaOption = Annotated[float, typer.Option(help="Beta kernel exponent of p (> 0
 BetaOption = Annotated[float, typer.Option(help="Beta kernel exponent of 1 - p (> 0).")]
 LowOption = Annotated[Optional[float], typer.Option(help="Band kernel: lowest pass rate kept.")]
 HighOption = Annotated[Optional[float], typer.Option(help="Band kernel: highest pass rate kept.")]
+FloorOption = Annotated[float, typer.Option(help="Raise raw weights below this to it before normalising (p = 0 or 1 get it instead of 0); in [0, 1), 0: none.")]
 PlotOption = Annotated[Optional[str], typer.Option(help="Also save the pass-rate and weight histograms as this PNG.")]

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from paced_curate.cli.app import app, fails_cleanly, print_json
-from paced_curate.cli.options import AlphaOption, BetaOption, HighOption, LowOption, PlotOption
+from paced_curate.cli.options import AlphaOption, BetaOption, FloorOption, HighOption, LowOption, PlotOption
 from paced_curate.errors import ConfigError
 
 
@@ -27,6 +27,7 @@ def weight_command(
     interval: Annotated[str, typer.Option(help="Confidence interval for p in ci_low/ci_high: jeffreys or wilson.")] = "jeffreys",
     confidence: Annotated[float, typer.Option(help="Coverage of that interval.")] = 0.95,
     normalize: Annotated[str, typer.Option(help="mean (mean weight 1), sum (sum 1), max (max 1) or none (raw kernel).")] = "mean",
+    floor: FloorOption = 0.0,
     plot: PlotOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the statistics as one JSON document on stdout.")] = False,
 ) -> None:
@@ -41,7 +42,7 @@ def weight_command(
         raise ConfigError("--json and -o - both write to stdout; choose one")
     config = WeightConfig(
         graded=graded, output=output, kernel=kernel, alpha=alpha, beta=beta, low=low, high=high, estimator=estimator,
-        prior_a=prior_a, prior_b=prior_b, interval=interval, confidence=confidence, normalize=normalize, plot=plot,
+        prior_a=prior_a, prior_b=prior_b, interval=interval, confidence=confidence, normalize=normalize, floor=floor, plot=plot,
     )
     result = run_weight(config)
     for warning in result.warnings:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from paced_curate.contamination import OVERLAP_MODES
 from paced_curate.distill.prompts import PROMPT_SOURCES, flags_format
 from paced_curate.errors import ConfigError
 
@@ -18,7 +19,7 @@ DEVICES = ("auto", "cpu", "cuda")
 NOT_IN_SETTINGS = (
     "output", "resume", "overwrite", "device", "micro_batch_size", "chunk_size", "gradient_checkpointing",
     "checkpoint_every", "keep_checkpoints", "log_every", "eval_problems", "eval_every", "eval_samples",
-    "eval_max_tokens", "eval_temperature", "eval_batch_size", "eval_workers",
+    "eval_max_tokens", "eval_temperature", "eval_batch_size", "eval_workers", "eval_overlap",
 )
 """Fields that do not change the trained weights (paths, memory knobs, logging, evaluation): a resume may change them."""
 
@@ -100,6 +101,9 @@ class DistillConfig:
     """Sequences per generate call during evaluation."""
     eval_workers: int | None = None
     """Grading processes for the evaluation (default: number of CPUs)."""
+    eval_overlap: str = "warn"
+    """Held-out problems that are also training problems (same normalised prompt, or same gold answer and one prompt
+    containing the other; `paced_curate.contamination`): error (refuse to train), warn or allow (say the count only)."""
     device: str = "auto"
     """auto (cuda when available), cpu or cuda. bf16 autocast on CUDA, float32 on CPU."""
     log_every: int = 10
@@ -115,6 +119,8 @@ class DistillConfig:
             problems.append(f"--loss must be one of {', '.join(LOSSES)}, not {self.loss!r}")
         if self.weights not in WEIGHTING:
             problems.append(f"--weights must be on or off, not {self.weights!r}")
+        if self.eval_overlap not in OVERLAP_MODES:
+            problems.append(f"--eval-overlap must be one of {', '.join(OVERLAP_MODES)}, not {self.eval_overlap!r}")
         if self.device not in DEVICES:
             problems.append(f"--device must be one of {', '.join(DEVICES)}, not {self.device!r}")
         if not 0 < self.switch_at < 1:

@@ -38,6 +38,26 @@ class EvalSettings:
     """Grading processes (None: one per CPU)."""
 
 
+def check_eval_set(problems: pa.Table, train: pa.Table, mode: str, eval_name: str, train_name: str) -> str:
+    """`--eval-overlap`: compare the held-out problems with the training rows before training (#21).
+
+    Args:
+        problems: the held-out problems table.
+        train: the training split's rows.
+        mode: error, warn or allow (`contamination.check_eval_overlap`).
+        eval_name, train_name: the two paths, for the line.
+
+    Returns:
+        The line to print (how many held-out problems are training problems, a few ids).
+
+    Raises:
+        InputError: mode "error" and some held-out problem is a training problem.
+    """
+    from paced_curate.contamination import check_eval_overlap, table_overlap
+
+    return check_eval_overlap(table_overlap(problems, train), mode, eval_name, train_name)
+
+
 def evaluate_student(model, tokenizer, problems: pa.Table, settings: EvalSettings, autocast=None) -> dict:
     """Sample and grade the student on the held-out problems.
 

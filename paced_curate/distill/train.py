@@ -37,6 +37,7 @@ from paced_curate.distill import parallel
 from paced_curate.distill.checkpoint import load_trainer_state, set_rng_state, trainer_state
 from paced_curate.distill.config import DistillConfig
 from paced_curate.distill.data import collate, global_batch, load_examples, micro_batches, read_train_split, train_digest, unweighted_note
+from paced_curate.distill.evaluate import check_eval_set
 from paced_curate.distill.losses import REFERENCE_STAGES, problem_means, weighted_problem_loss
 from paced_curate.distill.models import OutputLayers, eos_ids, load_pair, load_tokenizers
 from paced_curate.distill.prompts import PromptPlan, prompt_plan, read_prompt_record
@@ -141,6 +142,8 @@ def run_distill(config: DistillConfig) -> DistillResult:
     )
     digest = train_digest(config.shards)
     eval_problems = _read_eval_problems(config, prompt)
+    if eval_problems is not None:  # (#21) held-out problems that are also training problems, before anything is written
+        say(check_eval_set(eval_problems, table, config.eval_overlap, config.eval_problems, config.shards))
     total = num_steps(config, len(examples))
     switch = switch_step(config, total)
     warmup = config.resolved_warmup_steps(total)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from paced_curate.contamination import OVERLAP_MODES
 from paced_curate.errors import ConfigError
 from paced_curate.export.formats import FORMATS, NEEDS_REFERENCES
 from paced_curate.export.layout import is_file_output
@@ -73,6 +74,10 @@ class ExportConfig:
     """auto, on or off: whether the student's chat template applied (as for `paced rollout`; auto needs --tokenizer)."""
     tokenizer: str | None = None
     """The student's tokenizer folder, to decide --chat-template auto."""
+    eval_problems: str | None = None
+    """Held-out problems to compare with the exported problems before writing (`paced_curate.contamination`, #21)."""
+    eval_overlap: str = "warn"
+    """With --eval: held-out problems that are also exported problems are an error, a warning, or allowed (said only)."""
 
     def __post_init__(self) -> None:
         problems = []
@@ -100,6 +105,8 @@ class ExportConfig:
             problems.append(f"--copies must be at least 1 (got {self.copies})")
         if self.normalize not in NORMALIZATIONS:
             problems.append(f"--normalize must be rows or none (got {self.normalize!r})")
+        if self.eval_overlap not in OVERLAP_MODES:
+            problems.append(f"--eval-overlap must be one of {', '.join(OVERLAP_MODES)} (got {self.eval_overlap!r})")
         if not self.data_source:
             problems.append("--data-source must not be empty")
         if self.prompt_format not in PROMPT_SOURCES:

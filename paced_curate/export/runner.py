@@ -26,6 +26,7 @@ import numpy as np
 import pyarrow as pa
 
 from paced_curate import __version__
+from paced_curate.contamination import check_eval_overlap, table_overlap
 from paced_curate.errors import InputError
 # `paced inspect` and the CLI find the export's report functions here, beside run_export.
 from paced_curate.export.card import (  # noqa: F401
@@ -98,6 +99,8 @@ def run_export(config: ExportConfig) -> ExportResult:
     sources = Sources(problems=config.problems, weights=config.weights)
     options = JoinOptions(refs_per_problem=config.refs_per_problem, drop_zero=config.drop_zero, missing=config.missing)
     rows, joined = join_rows(problems, weights, references, options, sources)
+    if config.eval_problems is not None:  # (#21) held-out problems that are also exported problems, before writing
+        say(check_eval_overlap(table_overlap(read_problems(config.eval_problems), rows), config.eval_overlap, config.eval_problems, f"the export of {config.problems}"))
     if rows.num_rows == 0:
         reasons = ", ".join(f"{problems_count(count)} {REASONS[reason]}" for reason, count in joined.dropped.items() if count)
         raise InputError(

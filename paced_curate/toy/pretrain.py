@@ -77,6 +77,16 @@ def trained_model(spec: PretrainSpec) -> Path:
     return target
 
 
+def training_problems(spec: PretrainSpec) -> list:
+    """The problems a model is pretrained on, in order: `steps * batch_size` from `make_mixture(data_seed)`.
+
+    They cover every short addition chain, product and difference, so a world's evaluation
+    problems occur in them (bench/world_overlap.py counts how many); the worlds' sets are
+    disjoint from the distillation pool only (`toy.world.world_sets`).
+    """
+    return make_mixture(spec.data_seed, spec.steps * spec.batch_size, dict(spec.skills), spec.terms, prefix="train")
+
+
 def pretrain(spec: PretrainSpec, output: Path) -> Path:
     """Train a model from scratch on worked solutions and save it (HF format) to `output`."""
     import torch
@@ -88,7 +98,7 @@ def pretrain(spec: PretrainSpec, output: Path) -> Path:
     tokenizer = build_char_tokenizer()
     model = Qwen2ForCausalLM(qwen2_config(spec.model, tokenizer))
     model.train()
-    problems = make_mixture(spec.data_seed, spec.steps * spec.batch_size, dict(spec.skills), spec.terms, prefix="train")
+    problems = training_problems(spec)
     prompts = tokenizer([p.prompt + "\n" for p in problems], add_special_tokens=False).input_ids
     solutions = tokenizer([p.solution for p in problems], add_special_tokens=False).input_ids
     eos = tokenizer.eos_token_id

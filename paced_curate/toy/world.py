@@ -16,18 +16,27 @@ comparison (README, "The built-in example"):
   so a drop in it after distillation is forgetting (the part MMLU plays in the paper).
 
     Calculate 4 + 1 + 7.   ->  4+1=5          Calculate 37 * 8.  ->  30*8=240      Calculate 3 - 8.  ->  3-8=-5
-                               5+7=12                                7*8=56                                \\boxed{45}
+                               5+7=12                                7*8=56                                \\boxed{-5}
                                \\boxed{12}                           240+56=296
                                                                      \\boxed{296}
 
+A world (`world_sets`) is one distillation pool and three evaluation sets (heldout, hard,
+probe). Each set and skill reads its own range of generator seeds (`stream_seed`), and an
+evaluation problem that equals a pool problem after `contamination.normalise_prompt`
+(`3 + 5` = `5+3`) is replaced by the next one with as many terms, so no evaluation problem is
+a training problem of the distillation. The models' pretraining data (`make_mixture`, see
+`toy.pretrain`) is another matter: it covers every short chain, product and difference, so
+evaluation problems do occur in it, the same for every method compared (README, "The built-in
+example", gives the shares).
+
     problems = make_problems(seed=0, count=100, terms=(2, 8))          # additions
-    pool = make_mixture(seed=1, count=600, shares={"add": 0.75, "mul": 0.25}, terms=(2, 7))
+    sets = world_sets(0, 480, 96, {"add": 0.75, "mul": 0.25}, pool_terms=(2, 7), hard_terms=(6, 7))
 """
 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 # The built-in student's pass rate falls along the addition ladder; "hard" is its far end.
 DIFFICULTY = {2: "easy", 3: "easy", 4: "medium", 5: "medium", 6: "hard", 7: "hard"}
@@ -96,12 +105,20 @@ def make_problems(seed: int, count: int, terms: tuple[int, int], prefix: str = "
         terms: inclusive range of the number of terms.
         prefix: problem ids are f"{prefix}-{seed}-{index}".
     """
-    entries = _generate(seed, count, dict(min_terms=terms[0], max_terms=terms[1], min_digits=1, max_digits=1, operators=("+",)))
-    return [_problem(f"{prefix}-{seed}-{index:06d}", entry, "add") for index, entry in enumerate(entries)]
+    return make_skill_problems("add", seed, count, terms, prefix=prefix)
 
 
-def make_skill_problems(skill: str, seed: int, count: int, terms: tuple[int, int] = (2, 7), prefix: str | None = None) -> list[Problem]:
+def make_skill_problems(
+    skill: str, seed: int, count: int, terms: tuple[int, int] = (2, 7), prefix: str | None = None,
+    exclude: frozenset[str] | set[str] = frozenset(), max_items: int | None = None,
+) -> list[Problem]:
     """`count` problems of one skill (see the module docstring), deterministic by seed.
+
+    reasoning-gym builds item i of a dataset with seed s from `Random(s + i)`; the problems are
+    the first `count` items of the skill (mul keeps only two digits times one digit), in order.
+    An item whose normalised prompt (`contamination.normalise_prompt`) is in `exclude` is
+    replaced by the next unused item after those `count` with the same number of terms and a
+    prompt not in `exclude`, so the set keeps its size and its mix of chain lengths.
 
     Args:
         skill: "add", "mul" or "sub".
@@ -109,14 +126,21 @@ def make_skill_problems(skill: str, seed: int, count: int, terms: tuple[int, int
         count: number of problems.
         terms: inclusive range of the number of terms (add only; mul and sub have two).
         prefix: problem ids are f"{prefix}-{seed}-{index}" (default: the skill).
+        exclude: normalised prompts that must not occur (e.g. the training pool's).
+        max_items: read at most items seed .. seed + max_items - 1 (a stream's share of the seeds);
+            default: no limit, or STREAM_ITEMS with `exclude`.
 
     Raises:
-        ValueError: an unknown skill.
+        ValueError: an unknown skill, or `count` problems outside `exclude` need more than
+            `max_items` items.
     """
+    from paced_curate.contamination import normalise_prompt
+
     prefix = prefix or skill
     if skill == "add":
-        return make_problems(seed, count, terms, prefix=prefix)
-    if skill == "mul":
+        settings = dict(min_terms=terms[0], max_terms=terms[1], min_digits=1, max_digits=1, operators=("+",))
+        keep = lambda values: True  # noqa: E731
+    elif skill == "mul":
         # 11..99 times 2..9 only: reasoning-gym draws each operand's digit count, we keep those pairs
         settings = dict(min_terms=2, max_terms=2, min_digits=1, max_digits=2, operators=("*",))
         keep = lambda values: sorted(values)[0] in range(2, 10) and sorted(values)[1] in range(11, 100)  # noqa: E731
@@ -125,15 +149,60 @@ def make_skill_problems(skill: str, seed: int, count: int, terms: tuple[int, int
         keep = lambda values: True  # noqa: E731
     else:
         raise ValueError(f"skill must be one of {SKILLS}, not {skill!r}")
-    entries, size = [], count
-    while len(entries) < count:
-        size *= 3
-        entries = [e for e in _generate(seed, size, settings) if keep(_operands(e, skill))][:count]
-    return [_problem(f"{prefix}-{seed}-{index:06d}", entry, skill) for index, entry in enumerate(entries)]
+    if exclude and max_items is None:
+        max_items = STREAM_ITEMS  # a replacement that does not exist must end in an error, not a search without end
+    stream = _Stream(seed, settings, lambda entry: keep(_operands(entry, skill)), max_items)
+    chosen = stream.take(count)
+    if exclude:
+        spare = count
+        for index, entry in enumerate(chosen):
+            if normalise_prompt(entry["question"]) not in exclude:
+                continue
+            length = len(_operands(entry, skill))
+            while True:
+                candidate = stream.get(spare)
+                spare += 1
+                if candidate is None:
+                    raise ValueError(
+                        f"{skill} (seed {seed}): found no {length}-term problem outside the {len(exclude):,} excluded "
+                        f"prompts within {max_items:,} generator items"
+                    )
+                if len(_operands(candidate, skill)) == length and normalise_prompt(candidate["question"]) not in exclude:
+                    chosen[index] = candidate
+                    break
+    return [_problem(f"{prefix}-{seed}-{index:06d}", entry, skill) for index, entry in enumerate(chosen)]
+
+
+class _Stream:
+    """The kept items of one reasoning-gym dataset in order, generated in growing chunks."""
+
+    def __init__(self, seed: int, settings: dict, keep, max_items: int | None) -> None:
+        self.seed, self.settings, self.keep, self.max_items = seed, settings, keep, max_items
+        self.kept: list[dict] = []
+        self.read = 0
+
+    def get(self, index: int) -> dict | None:
+        """The kept item number `index` (0-based), or None when the stream's items run out."""
+        while len(self.kept) <= index:
+            if self.max_items is not None and self.read >= self.max_items:
+                return None
+            size = max(3 * (index + 1 - len(self.kept)), 64)
+            stop = self.read + size if self.max_items is None else min(self.read + size, self.max_items)
+            self.kept += [entry for entry in _generate(self.seed, stop, self.settings, start=self.read) if self.keep(entry)]
+            self.read = stop
+        return self.kept[index]
+
+    def take(self, count: int) -> list[dict]:
+        if count and self.get(count - 1) is None:
+            raise ValueError(f"seed {self.seed}: fewer than {count:,} problems within {self.max_items:,} generator items")
+        return list(self.kept[:count])
 
 
 def make_mixture(seed: int, count: int, shares: dict[str, float], terms: tuple[int, int] = (2, 7), prefix: str = "mix") -> list[Problem]:
     """`count` problems mixing skills in the given shares, shuffled, deterministic by seed.
+
+    Skill k's generator seed is `seed * 7 + k`: mixtures with nearby seeds share items, so this
+    serves the models' pretraining data; a world's problem sets come from `world_sets`.
 
     Args:
         seed: seed of every skill's generator (offset per skill) and of the shuffle.
@@ -142,25 +211,99 @@ def make_mixture(seed: int, count: int, shares: dict[str, float], terms: tuple[i
         terms: inclusive range of the number of terms of the additions.
         prefix: problem ids are f"{prefix}{skill}-{seed}-{index}" before the shuffle.
     """
-    total = sum(shares.values())
-    names = list(shares)
-    counts = [round(count * shares[name] / total) for name in names[:-1]]
-    counts.append(count - sum(counts))
     problems = []
-    for offset, (skill, n) in enumerate(zip(names, counts)):
+    for skill, n in split_counts(count, shares).items():
         if n > 0:
             problems += make_skill_problems(skill, seed * 7 + SKILLS.index(skill), n, terms, prefix=f"{prefix}{skill}")
     random.Random(seed).shuffle(problems)
     return problems
 
 
-def _generate(seed: int, size: int, settings: dict) -> list[dict]:
+def split_counts(count: int, shares: dict[str, float]) -> dict[str, int]:
+    """Problems per skill: `count` split in the given shares (rounded; the last skill takes the rest)."""
+    total = sum(shares.values())
+    names = list(shares)
+    counts = [round(count * shares[name] / total) for name in names[:-1]]
+    counts.append(count - sum(counts))
+    return dict(zip(names, counts))
+
+
+PARTS = ("pool", "heldout", "hard", "probe")
+"""A world's problem sets: the distillation pool (training) and three evaluation sets."""
+STREAM_BASE = 10**9
+"""First generator seed of the worlds' streams: above every item the pretraining mixtures read
+(`make_mixture(data_seed)` reads seeds data_seed * 7 + skill + index, below 10**6)."""
+STREAM_ITEMS = 10**6
+"""Generator items each (world, set, skill) stream owns: its seeds are stream_seed .. stream_seed + STREAM_ITEMS - 1."""
+
+
+def stream_seed(world: int, part: str, skill: str) -> int:
+    """The first reasoning-gym seed of one world's set and skill; streams never share a seed.
+
+    Stream (world, part, skill) reads items `Random(seed + i)` for i < STREAM_ITEMS only, and the
+    seeds of different streams are STREAM_ITEMS apart, so no two sets and no two worlds draw the
+    same generator item.
+
+    Raises:
+        ValueError: a negative world, or an unknown part or skill.
+    """
+    if world < 0 or part not in PARTS or skill not in SKILLS:
+        raise ValueError(f"stream_seed needs world >= 0, part in {PARTS}, skill in {SKILLS}; got {world}, {part!r}, {skill!r}")
+    return STREAM_BASE + ((world * len(PARTS) + PARTS.index(part)) * len(SKILLS) + SKILLS.index(skill)) * STREAM_ITEMS
+
+
+def world_sets(
+    world: int, num_problems: int, num_eval: int, shares: dict[str, float], pool_terms: tuple[int, int], hard_terms: tuple[int, int],
+) -> dict[str, list[Problem]]:
+    """One world's problem sets, disjoint from the pool by construction (README, "The built-in example").
+
+    pool: `num_problems` problems mixing the skills in `shares` (additions over `pool_terms`),
+    shuffled; heldout: `num_eval` more from the same distribution; hard: `num_eval` additions
+    over `hard_terms`; probe: `num_eval` differences. Each (set, skill) draws from its own
+    generator stream (`stream_seed`), and an evaluation item whose normalised prompt
+    (`contamination.normalise_prompt`: operand order, spacing, case) is a pool prompt is
+    replaced by the stream's next item with as many terms that is not (`make_skill_problems`).
+    So no evaluation problem is a pool problem, each set keeps its size, its skill counts and its
+    count of each chain length; the heldout set's short chains, of which the pool already holds
+    many, are drawn from those the pool lacks.
+
+    Problem ids are f"{set}{skill}-{world}-{index}" ("pooladd-3-000017"; hard and probe: f"{set}-{world}-{index}").
+
+    Returns:
+        {"pool", "heldout", "hard", "probe"} -> problems.
+    """
+    from paced_curate.contamination import normalise_prompt
+
+    def mixture(part: str, count: int, exclude: frozenset[str]) -> list[Problem]:
+        problems = []
+        for skill, n in split_counts(count, shares).items():
+            drawn = make_skill_problems(skill, stream_seed(world, part, skill), n, pool_terms, exclude=exclude, max_items=STREAM_ITEMS)
+            problems += [replace(p, problem_id=f"{part}{skill}-{world}-{i:06d}") for i, p in enumerate(drawn)]
+        random.Random(stream_seed(world, part, SKILLS[0])).shuffle(problems)
+        return problems
+
+    def single(part: str, skill: str, terms: tuple[int, int], exclude: frozenset[str]) -> list[Problem]:
+        drawn = make_skill_problems(skill, stream_seed(world, part, skill), num_eval, terms, exclude=exclude, max_items=STREAM_ITEMS)
+        return [replace(p, problem_id=f"{part}-{world}-{i:06d}") for i, p in enumerate(drawn)]
+
+    pool = mixture("pool", num_problems, frozenset())
+    training = frozenset(normalise_prompt(p.prompt) for p in pool)
+    return {
+        "pool": pool,
+        "heldout": mixture("heldout", num_eval, training),
+        "hard": single("hard", "add", hard_terms, training),
+        "probe": single("probe", "sub", (2, 2), training),
+    }
+
+
+def _generate(seed: int, size: int, settings: dict, start: int = 0) -> list[dict]:
+    """Items start .. size - 1 of a reasoning-gym dataset (item i depends only on seed + i)."""
     import reasoning_gym
 
     dataset = reasoning_gym.create_dataset(
         "basic_arithmetic", size=size, seed=seed, allow_parentheses=False, allow_negation=False, whitespace="single", **settings
     )
-    return [dataset[index] for index in range(size)]
+    return [dataset[index] for index in range(start, size)]
 
 
 def _operands(entry: dict, skill: str) -> list[int]:

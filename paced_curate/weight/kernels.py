@@ -44,6 +44,32 @@ def band_weight(p, low: float, high: float):
     return float(out) if out.ndim == 0 else out
 
 
+def floor_weight(raw, floor: float, scored):
+    """The weight floor (`paced weight --floor`): raw weights below `floor` are raised to it.
+
+    Applied to the estimator's raw value (`weight_raw`), before normalisation, for every kernel
+    and estimator: with the plug-in beta kernel it lifts the problems at p = 0 and p = 1 (kernel
+    value 0) and any p with w(p) < floor; with bayes and eb it lifts posterior means below the
+    floor; with the band kernel every problem outside the band gets `floor` (a soft filter); the
+    uniform kernel is 1 everywhere and does not change. Problems without scored samples
+    (`scored` False) keep weight 0: there is no evidence to weight.
+
+    Why: Uni-OPD (arXiv 2605.03677) found that dropping all-correct and all-wrong problems in
+    on-policy distillation scored below not filtering; a floor keeps them in training at a small
+    weight instead of none.
+
+    Args:
+        raw: raw weights (numpy array), >= 0.
+        floor: the floor, in [0, 1); 0 changes nothing.
+        scored: boolean array of raw's shape: whether the problem has scored samples.
+
+    Returns:
+        A new numpy array: max(raw, floor) where scored, raw elsewhere.
+    """
+    raw = np.asarray(raw, dtype=np.float64)
+    return np.where(np.asarray(scored, dtype=bool), np.maximum(raw, floor), raw)
+
+
 def pass_rate_interval(n_correct, n_scored, method: str = "jeffreys", confidence: float = 0.95):
     """A two-sided confidence interval for the pass rate p from c correct of n scored samples.
 

@@ -37,6 +37,7 @@ from paced_curate.weight.kernels import (
     KERNELS,
     NORMALIZATIONS,
     band_weight,
+    floor_weight,
     kernel_weight,
     normalize,
     normalizing_constant,
@@ -104,6 +105,10 @@ class WeightConfig:
     normalize: str = "mean"
     """mean: mean weight 1 (the loss scale of unweighted training); sum: weights sum to 1;
     max: largest weight 1; none: the raw kernel value."""
+    floor: float = 0.0
+    """Raise every raw weight below this to it, before normalisation (`kernels.floor_weight`): problems at
+    p = 0 or p = 1 (kernel value 0), outside the band, or with a posterior mean below it get `floor` instead of
+    less. In [0, 1); 0 (default) is no floor. Problems without scored samples keep weight 0."""
     plot: str | None = None
     """Also save the pass-rate and weight histograms as this PNG image."""
 
@@ -126,6 +131,8 @@ class WeightConfig:
         positive("--beta", self.beta)
         positive("--prior-a", self.prior_a)
         positive("--prior-b", self.prior_b)
+        if not (isinstance(self.floor, (int, float)) and 0 <= self.floor < 1):
+            problems.append(f"--floor must be in [0, 1) (got {self.floor})")
         if not 0 < self.confidence < 1:
             problems.append(f"--confidence must be between 0 and 1 (got {self.confidence})")
         for flag, value in (("--low", self.low), ("--high", self.high)):
@@ -150,6 +157,8 @@ class WeightConfig:
             notes.append(f"--low and --high have no effect with --kernel {self.kernel}")
         if self.estimator in ("empirical", "eb") and (self.prior_a, self.prior_b) != (0.5, 0.5):
             notes.append(f"--prior-a and --prior-b have no effect with --estimator {self.estimator}")
+        if self.kernel == "uniform" and self.floor > 0:
+            notes.append("--floor has no effect with --kernel uniform (every weight is 1)")
         if self.kernel == "uniform" and self.estimator in ("bayes", "eb"):
             notes.append(f"--estimator {self.estimator} has no effect with --kernel uniform (every weight is 1)")
         return notes
@@ -162,7 +171,8 @@ class WeightConfig:
             kernel = f"--kernel band --low {self.low:g} --high {self.high:g}"
         else:
             kernel = f"--kernel {self.kernel}"
-        return f"{kernel} --estimator {self.estimator}"
+        floor = f" --floor {self.floor:g}" if self.floor > 0 else ""
+        return f"{kernel} --estimator {self.estimator}{floor}"
 
 
 @dataclass(frozen=True)
@@ -422,6 +432,7 @@ def weigh_counts(counts: pa.Table, config: WeightConfig, prior: BetaPrior | None
         pair_c, pair_n, kernel=config.kernel, estimator=config.estimator, alpha=config.alpha, beta=config.beta,
         low=config.low, high=config.high, prior=prior,
     ).mean
+    raw = floor_weight(raw, config.floor, scored) if config.floor > 0 else raw
     low, high = pass_rate_interval(pair_c, pair_n, config.interval, config.confidence)
     raw = raw[inverse]
     if not raw.sum() > 0:
