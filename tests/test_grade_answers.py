@@ -178,7 +178,7 @@ NUMERIC = [
     ("\\boxed{9\\,500}", "9,500", "correct", "a gold with a comma"),
     ("\\boxed{1, 2}", "2", "no_answer", "a list in the box: not its last number"),
     ("\\boxed{3x}", "3", "no_answer", "3x is not the number 3"),
-    ("\\boxed{\\sqrt{2}+1}", "1", "no_answer", "an expression: not its last number"),
+    ("\\boxed{\\sqrt{2}+1}", "1", "incorrect", "an expression is read as its one value (2.414, #23), never as its last number"),
     ("The answer is 42 because 6 times 7.", "7", "no_answer", "an answer phrase that is not one number: not its last number"),
     ("The answer is 42 meters.", "42", "correct", "a phrase with a unit"),
     ("She has 3 boxes of 6.\n#### 18", "18", "correct", "GSM8K's #### marker"),
@@ -224,7 +224,7 @@ CHOICE = [
     ("Comparing them all,\nthe correct option is C.", "C", "correct", "C", "'the correct option is'"),
     ("I think it's B", "B", "no_answer", None, "the pronoun I is not chosen (and B is a second letter)"),
     ("Answer: B, because it is larger", "B", "correct", "B", "a comma, then a reason"),
-    ("Answer: B, because A is wrong", "B", "no_answer", None, "a reason naming another letter"),
+    ("Answer: B, because A is wrong", "B", "correct", "B", "a remark after a comma may name another letter (#23: 'D, since B double counts')"),
     ("\\boxed{Both A and C}", "A", "no_answer", None, "'Both A and C'"),
     ("None of the above", "A", "no_answer", None, "a word starting with a capital is not a letter"),
 ]

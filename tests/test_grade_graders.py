@@ -97,8 +97,9 @@ def test_string_graders(name, gold, completion, verdict, why):
 def test_numeric_tolerance_and_non_numeric_gold():
     loose = make_grader(load_grader("numeric", tolerance=0.05))
     assert loose("\\boxed{3.01}", "3").verdict == "correct"
-    outcome = loose("\\boxed{3}", "three")
-    assert outcome.verdict == "error" and outcome.error == "gold answer 'three' is not a number; use another --grader"
+    assert loose("\\boxed{3}", "three").verdict == "correct"  # a number word is a number (#23)
+    outcome = loose("\\boxed{3}", "Paris")
+    assert outcome.verdict == "error" and outcome.error == "gold answer 'Paris' is not a number; use another --grader"
 
 
 def boolean_grader(completion, gold):

@@ -2,10 +2,12 @@
 
 Built in: `math` (math-verify), `exact` (normalised string), `numeric` (within a tolerance) and
 `choice` (a multiple-choice letter); `module:function` names a user's own grader. What counts
-as the answer (text after the reasoning trace, the LAST box, answer phrases, `--answer-format
-boxed`) is in answers.py; the parent cuts it out cheaply (`reduce_completion`) and grades each
-distinct (answer, gold) pair once. `same_answer` is each grader's own equivalence between two
-extracted answers, which maj@K votes with.
+as the answer (text after the reasoning trace, the LAST box, answer phrases, the tail,
+`--answer-format boxed`) is in answers.py and regions.py; the parent cuts it out cheaply
+(`reduce_completion`) and grades each distinct (answer, gold) pair once. Besides grading, a
+spec can check that a gold is readable (`task="gold"`, golds.py) or read the completion with
+math-verify alone (`task="independent"`, the default audit). `same_answer` (equivalence.py) is
+each grader's own equivalence between two extracted answers, which maj@K votes with.
 
     spec = load_grader("math")
     grade = make_grader(spec)              # in a worker process
@@ -22,51 +24,42 @@ import functools
 import importlib
 import inspect
 import logging
-import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NamedTuple
 
 from paced_curate.errors import ConfigError
 from paced_curate.grade.answers import (
     ANSWER_FORMATS,
-    DASHES,
     DEFAULT_REASONING_TAGS,
     answer_phrase,
     answer_region,
+    answer_text,
     choice_letter,
     find_last_box,
     gold_letter,
     last_boxed,  # noqa: F401  (re-exported: graders.last_boxed is public)
     last_number,
-    math_box_text,
-    parse_number,
     parse_reasoning_tags,
+    tail_sentence,
     unwrap,
 )
+from paced_curate.grade.math_reader import Outcome, grade_math, gold_form, math_value, read_independently
+from paced_curate.grade.numbers import Quantity, quantities_equal, quantity_of, value_texts
 
 BUILTIN = ("math", "exact", "numeric", "choice")
+INDEPENDENT = "math-verify"
+"""The independent reading for `--audit math-verify`: math-verify alone on the whole completion."""
+TASKS = ("grade", "gold", "independent")
 GRADED_VERDICTS = ("correct", "incorrect", "no_answer")
 DEFAULT_TOLERANCE = 1e-6
 PLUGIN_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 DEFAULT_TAGS = parse_reasoning_tags(DEFAULT_REASONING_TAGS)
 
 
-class Outcome(NamedTuple):
-    """A grader's answer for one (completion, gold) pair."""
-
-    verdict: str
-    """One of correct, incorrect, no_answer, timeout, error."""
-    extracted: str | None
-    """The extracted answer as text (None when nothing was extracted)."""
-    error: str | None = None
-    """Why grading failed (verdicts timeout and error only)."""
-
-
 @dataclass(frozen=True)
 class GraderSpec:
-    """A grader by name, with its one setting; picklable, so it travels to worker processes."""
+    """A grader by name, with its settings; picklable, so it travels to worker processes."""
 
     name: str
     """math, exact, numeric, choice, or module:function."""
@@ -76,6 +69,9 @@ class GraderSpec:
     """(open, close) pairs: only the text after the last closing tag is graded; () turns it off."""
     answer_format: str = "any"
     """any: the last box, else an answer phrase, else the grader's fallback; boxed: the last box only."""
+    task: str = "grade"
+    """grade; gold: check that the gold (the task's second text) is readable by this grader;
+    independent: math-verify alone on the whole completion (`name` is then unused)."""
 
     @property
     def is_plugin(self) -> bool:
@@ -140,21 +136,25 @@ def reduce_completion(spec: GraderSpec, completion: str) -> str | None:
     None: the reasoning trace never closed, the last box is left open, or (`--answer-format
     boxed`) there is no box. Otherwise `\\boxed{last box}` when there is a box, else
     `\\boxed{answer phrase}` when there is one ("The final answer is $x$." -> `\\boxed{x}`),
-    else the text after the trace; a plugin gets the text after the trace. Grading the reduced text gives the
-    same outcome as grading the completion (reducing twice changes nothing), and many samples of
-    a problem reduce to the same text, so it serves as the deduplication key.
+    else the region's text (regions.answer_text); a plugin gets the text after the trace, and
+    the independent reading the whole completion. Grading the reduced text gives the same
+    outcome as grading the completion (reducing twice changes nothing), and many samples of a
+    problem reduce to the same text, so it serves as the deduplication key.
     """
+    if spec.task == "independent":
+        return completion
     region = answer_region(completion, spec.reasoning_tags)
     if region is None or spec.is_plugin:
         return region
-    found, box = find_last_box(region)
+    text = answer_text(region)
+    found, box = find_last_box(text)
     if found:
         return None if box is None else "\\boxed{" + box + "}"
     if spec.answer_format == "boxed":
         return None
     # An answer phrase is read by every grader as a box would be (and dedups like one).
-    phrase = answer_phrase(region)
-    return region if phrase is None else "\\boxed{" + phrase + "}"
+    phrase = answer_phrase(text)
+    return text if phrase is None else "\\boxed{" + phrase + "}"
 
 
 def final_answer(text: str) -> str | None:
@@ -186,73 +186,62 @@ def grade_exact(text: str, gold: str) -> Outcome:
     return Outcome("correct" if normalise(answer) == normalise(gold) else "incorrect", answer)
 
 
+def numeric_value(text: str) -> Quantity | None:
+    """The one value of an answer for the numeric grader: `numbers.read_quantity`'s reading, else
+    the value math-verify reads (`\\frac{\\sqrt{3}}{2}`, `2^{10}`), else None (no value, or several
+    competing: "5 or 6", "1-3")."""
+    candidates = value_texts(text)
+    for candidate in candidates:
+        if (quantity := quantity_of(candidate)) is not None:
+            return quantity
+    for candidate in candidates:
+        if (value := math_value(candidate)) is not None:
+            return Quantity(value)
+    return None
+
+
 def grade_numeric(text: str, gold: str, tolerance: float) -> Outcome:
     """Correct when the answer is a number within `tolerance` (absolute or relative) of the gold.
 
-    The answer is the last box, else the answer phrase, else the last number in the text; when
-    the box or phrase is not exactly one number (`parse_number`), the verdict is no_answer: no
-    other number is fished out of it.
+    The answer is the last box, else the answer phrase, else the last number of the tail
+    sentence; when the box or phrase is not one value (`numeric_value`), the verdict is
+    no_answer: no other number is fished out of it. A percentage matches its value / 100.
     """
-    target = parse_number(gold)
+    target = numeric_value(gold)
     if target is None:
         return Outcome("error", None, f"gold answer {gold!r} is not a number; use another --grader")
     found, box = find_last_box(text)
     answer = box if found else answer_phrase(text)
     if answer is None and not found:
-        answer = last_number(text)
-    value = None if answer is None else parse_number(answer)
+        tail = tail_sentence(text)
+        answer = None if tail is None else last_number(tail)
+    value = None if answer is None else numeric_value(answer)
     if value is None:
         return Outcome("no_answer", None if answer is None else answer.strip())
-    correct = math.isclose(value, target, rel_tol=tolerance, abs_tol=tolerance)
-    return Outcome("correct" if correct else "incorrect", answer.strip())
+    return Outcome("correct" if quantities_equal(value, target, tolerance) else "incorrect", answer.strip())
+
+
+LAST_LINE_CHOICE_RE = re.compile(r"^[(\[*\s]*[A-Z][)\].*\s]*$")
 
 
 def grade_choice(text: str, gold: str) -> Outcome:
-    """Correct when the one letter chosen equals the gold letter (several letters: no_answer)."""
+    """Correct when the one letter chosen equals the gold letter (several letters: no_answer).
+
+    The answer is the last box, else the answer phrase, else a one-line completion, else a last
+    line that is a letter alone ("**B**", "(B)").
+    """
     target = gold_letter(gold)
     if target is None:
         return Outcome("error", None, f"gold answer {gold!r} is not a choice letter; use another --grader")
     answer = final_answer(text)
+    if answer is None and not find_last_box(text)[0]:
+        lines = [line for line in text.strip().splitlines() if line.strip()]
+        if lines and LAST_LINE_CHOICE_RE.match(lines[-1]):
+            answer = lines[-1].strip()
     letter = None if answer is None else choice_letter(answer)
     if letter is None:
         return Outcome("no_answer", answer)
     return Outcome("correct" if letter == target else "incorrect", letter)
-
-
-@functools.lru_cache(maxsize=4096)
-def _parse_gold(gold: str) -> list:
-    from math_verify import parse
-
-    # Bare LaTeX such as "\\frac{1}{2}" or "\\pi" parses to nothing unless delimited.
-    delimited = gold if ("$" in gold or "\\boxed" in gold or "\\(" in gold or "\\[" in gold) else f"${gold}$"
-    return parse(delimited, parsing_timeout=None, raise_on_error=True)
-
-
-def grade_math(text: str, gold: str) -> Outcome:
-    """math-verify on the last box (or the whole reduced text when there is none) and the gold.
-
-    The box content goes through `math_box_text` first (math-verify alone reads `9\\,500` as
-    509, `1.5e3` as 1.5*e*3, and an en dash or a final period as text).
-
-    Timeouts are off (`parsing_timeout=None`, `timeout_seconds=None`): the pool's hard kill
-    bounds every call, so a slow comparison becomes `timeout`, never a silent "incorrect".
-    Exceptions propagate (`raise_on_error=True`) and become the verdict `error`.
-    """
-    from math_verify import parse, verify
-
-    gold_parsed = _parse_gold(gold)
-    if not gold_parsed:
-        return Outcome("error", None, f"gold answer {gold!r} cannot be parsed by math-verify; use --grader exact")
-    found, box = find_last_box(text)
-    if found and box is None:
-        return Outcome("no_answer", None)
-    parsed = parse(text.translate(DASHES) if not found else "\\boxed{" + math_box_text(box) + "}", parsing_timeout=None, raise_on_error=True)
-    # Keep math-verify's extracted string; str() of a sympy object can hang (math-verify #65).
-    extracted = next((item for item in reversed(parsed) if isinstance(item, str)), None)
-    if not parsed:
-        return Outcome("no_answer", None)
-    correct = verify(gold_parsed, parsed, timeout_seconds=None, raise_on_error=True)
-    return Outcome("correct" if correct else "incorrect", extracted)
 
 
 def grade_plugin(function: Callable, name: str, text: str, gold: str) -> Outcome:
@@ -269,6 +258,31 @@ def grade_plugin(function: Callable, name: str, text: str, gold: str) -> Outcome
     )
 
 
+def gold_reading(name: str, gold: str, tolerance: float = DEFAULT_TOLERANCE) -> str | None:
+    """How the built-in grader `name` reads a gold, as text, or None when it cannot read it.
+
+    math: a clock time, a ratio, or what math-verify parses; numeric: one value
+    (`numeric_value`); choice: one letter; exact: any non-empty text.
+    """
+    if name == "math":
+        try:
+            form = gold_form(gold)
+        except Exception:  # math-verify fails on some golds ("12:00" once read as 12/0)
+            return None
+        return form.kind if form.kind != "math" else next((item for item in reversed(form.value) if isinstance(item, str)), "math")
+    if name == "numeric":
+        value = numeric_value(gold)
+        return None if value is None else f"{value.value:g}" + ("%" if value.percent else "")
+    if name == "choice":
+        return gold_letter(gold)
+    return normalise(gold) or None
+
+
+def _check_gold(name: str, tolerance: float, _text: str, gold: str) -> Outcome:
+    reading = gold_reading(name, gold, tolerance)
+    return Outcome("correct", reading) if reading is not None else Outcome("error", None, f"the {name} grader cannot read it")
+
+
 def _reduced_then(spec: GraderSpec, grade: Callable[[str, str], Outcome], text: str, gold: str) -> Outcome:
     reduced = reduce_completion(spec, text)
     return Outcome("no_answer", None) if reduced is None else grade(reduced, gold)
@@ -283,6 +297,10 @@ def make_grader(spec: GraderSpec) -> Callable[[str, str], Outcome]:
     timeout and warns that its signal timeouts are off.
     """
     logging.getLogger("math_verify").setLevel(logging.ERROR)
+    if spec.task == "gold":
+        return functools.partial(_check_gold, spec.name, spec.tolerance)
+    if spec.task == "independent":
+        return read_independently
     if spec.name == "math":
         grade = grade_math
     elif spec.name == "exact":
@@ -298,92 +316,12 @@ def make_grader(spec: GraderSpec) -> Callable[[str, str], Outcome]:
 
 def warm_up(spec: GraderSpec) -> None:
     """Compile math-verify's regexes before the first timed task (about 0.2 s once per process)."""
-    if spec.name == "math":
+    if spec.name in ("math", "numeric") or spec.task == "independent":
         grade_math("\\boxed{1}", "1")
 
 
-# --- equivalence between extracted answers (maj@K) ------------------------------------------
-
-
-@functools.lru_cache(maxsize=8192)
-def _parse_answer(answer: str) -> tuple:
-    """math-verify's parse of an extracted answer, in the calling process (cached)."""
-    import threading
-
-    from math_verify import parse
-    from math_verify.errors import TimeoutException
-
-    # Its timeouts use SIGALRM, which only works in the main thread (FIELD-NOTES).
-    timeout = 5 if threading.current_thread() is threading.main_thread() else None
-    delimited = answer if ("$" in answer or "\\boxed" in answer) else f"${math_box_text(answer)}$"
-    try:
-        return tuple(parse(delimited, parsing_timeout=timeout))
-    except (Exception, TimeoutException):
-        return ()
-
-
-@functools.lru_cache(maxsize=8192)
-def _value(answer: str) -> complex | None:
-    """The numeric value of a small constant answer (7, 1/2, 5*sqrt(7), 7*pi/6), else None."""
-    parsed = _parse_answer(answer)
-    expr = parsed[0] if parsed else None
-    try:
-        # count_ops bounds evalf's work: huge powers never reach it (math-verify #65).
-        if expr is not None and getattr(expr, "is_number", False) and expr.count_ops() <= 40:
-            return complex(expr.evalf(15))
-    except Exception:
-        pass
-    return None
-
-
-def _math_same(first: str, second: str) -> bool:
-    import threading
-
-    from math_verify import verify
-    from math_verify.errors import TimeoutException
-
-    parsed_first, parsed_second = _parse_answer(first), _parse_answer(second)
-    if not parsed_first or not parsed_second:
-        return normalise(first) == normalise(second)
-    a, b = _value(first), _value(second)
-    if a is not None and b is not None and abs(a - b) > 1e-4 * max(1.0, abs(a), abs(b)):
-        return False  # two constants this far apart: verify would say no, at ~10 ms a call
-    timeout = 5 if threading.current_thread() is threading.main_thread() else None
-    try:
-        return bool(verify(list(parsed_first), list(parsed_second), timeout_seconds=timeout))
-    except (Exception, TimeoutException):
-        return False
-
-
-def _numeric_same(first: str, second: str, tolerance: float) -> bool:
-    a, b = parse_number(first), parse_number(second)
-    if a is None or b is None:
-        return normalise(first) == normalise(second)
-    return math.isclose(a, b, rel_tol=tolerance, abs_tol=tolerance)
-
-
-def _choice_same(first: str, second: str) -> bool:
-    a, b = choice_letter(first), choice_letter(second)
-    return a == b if a is not None and b is not None else normalise(first) == normalise(second)
-
-
-def _spelling_same(first: str, second: str) -> bool:
-    return normalise(first) == normalise(second)
-
-
 def same_answer(name: str, tolerance: float = DEFAULT_TOLERANCE) -> Callable[[str, str], bool]:
-    """The grader's own equivalence between two extracted answers: (first, second) -> bool.
+    """The grader's own equivalence between two extracted answers (see equivalence.py)."""
+    from paced_curate.grade.equivalence import same_answer as same
 
-    math: math-verify's `verify` with `first` in the gold's place (so `\\frac{1}{2}`, `0.5` and
-    `1/2` are one answer); numeric: the two numbers are within `tolerance`; choice: the same
-    letter; exact, and a plugin (which declares no equivalence): the same normalised spelling.
-    It runs in the calling process, with math-verify's own 5 s timeouts in the main thread; a
-    timeout or failure counts as "not the same".
-    """
-    if name == "math":
-        return _math_same
-    if name == "numeric":
-        return functools.partial(_numeric_same, tolerance=tolerance)
-    if name == "choice":
-        return _choice_same
-    return _spelling_same
+    return same(name, tolerance)
