@@ -46,12 +46,16 @@ ANSWER_FORMATS = ("any", "boxed")
 
 BOX_RE = re.compile(r"\\(?:boxed|fbox)(?![A-Za-z])")
 # Between two boxes that are one answer: a connective, maybe `x =` again, math delimiters, spaces.
+ASSIGNMENT = r"(?:[A-Za-z](?:_\{?\w+\}?)?|\\[A-Za-z]+)\s*=\s*"
 BOX_JOIN_RE = re.compile(
-    r"[\s$]*(?:,|;|&|\\\\|\\quad|\\qquad|\bor\b|\band\b|\\text\{\s*(?:or|and|,)\s*\})[\s$]*"
-    r"(?:(?:[A-Za-z](?:_\{?\w+\}?)?|\\[A-Za-z]+)\s*=\s*)?[\s$]*"
+    rf"[\s$]*(?:,|;|&|\\\\|\\quad|\\qquad|\bor\b|\band\b|\\text\{{\s*(?:or|and|,)\s*\}})[\s$]*(?:{ASSIGNMENT})?[\s$]*"
+    # Roots on lines of their own, each with its variable: "x_1 = \boxed{3}" NEW LINE "x_2 = \boxed{5}".
+    rf"|[ \t$]*\n[\s$]*{ASSIGNMENT}[\s$]*"
 )
 ENGLISH_LABEL = (
-    r"\b(?:(?:final\s+)?answer|(?:correct|right|best)\s+(?:option|choice|answer))\b[\s*_]*(?:is\b|:|=)"
+    r"\b(?:(?:final\s+)?answer|(?:correct|right|best)\s+(?:option|choice|answer)|answer\s+to\s+(?:the|this)\s+(?:question|problem))\b"
+    # "answer = 42" is a phrase; "answer = x + y" (code, a formula of variables) is not.
+    r"[\s*_]*(?:is\b|:|=(?=\s*[-+$\\(.\d]))"
     r"|^[ \t]*(?:#{1,6}[ \t]*)?(?:\*\*)?(?:the\s+)?final\s+answer(?:\*\*)?[ \t]*:?[ \t]*(?:\*\*)?[ \t]*$"
 )
 OTHER_LABELS = (
@@ -65,6 +69,11 @@ OTHER_LABELS = (
     r"|\b(?:la\s+)?respuesta(?:\s+final)?\s+es\b|\brespuesta\s*:"  # Spanish
     r"|\b(?:a\s+)?resposta(?:\s+final)?\s+[\u00e9e]\b|\bresposta\s*:"  # Portuguese
     r"|\u043e\u0442\u0432\u0435\u0442\s*:"  # Russian
+    r"|\b(?:la\s+)?risposta(?:\s+finale)?\s+[\u00e8e]\b|\brisposta\s*:"  # Italian
+    r"|\bhet\s+(?:juiste\s+)?antwoord\s+is\b|\bantwoord\s*:"  # Dutch
+    r"|\u0111\u00e1p\s+\u00e1n(?:\s+l\u00e0)?\s*:?"  # Vietnamese
+    r"|\bjawaban(?:nya)?(?:\s+adalah)?\s*:?(?=\s)"  # Indonesian
+    r"|\bcevap(?:\s+\u015fudur)?\s*:"  # Turkish
 )
 # GSM8K's "#### 18": a value follows; a markdown heading ("#### Step 2: ...", "#### 1. Eggs") does not.
 GSM8K_MARKER = r"####(?=[ \t]*(?:\*\*)?[ \t]*[-+$\\(.\d])(?![ \t]*\d+(?:[.):][ \t]+|[ \t]+)[A-Za-z])"
@@ -87,8 +96,8 @@ def _box_at(text: str, start: int) -> tuple[str | None, int]:
     depth = 1
     for index in range(start, len(text)):
         char = text[index]
-        if char in "{}" and text[index - 1] == "\\":
-            continue  # \{ and \} are literal braces
+        if char in "{}" and _escaped(text, index):
+            continue  # \{ and \} are literal braces (but "\\}" is a line break, then a brace)
         if char == "{":
             depth += 1
         elif char == "}":
@@ -96,6 +105,14 @@ def _box_at(text: str, start: int) -> tuple[str | None, int]:
             if depth == 0:
                 return text[start:index], index + 1
     return None, -1
+
+
+def _escaped(text: str, index: int) -> bool:
+    """Whether the character at `index` follows an odd number of backslashes."""
+    count = 0
+    while index - count - 1 >= 0 and text[index - count - 1] == "\\":
+        count += 1
+    return count % 2 == 1
 
 
 def find_last_box(text: str) -> tuple[bool, str | None]:

@@ -26,12 +26,14 @@ CJK_LABEL_RE = re.compile(
 )
 # What follows a letter and ends the sentence in Chinese, Japanese or Korean: a copula, a period.
 CJK_TAIL_RE = re.compile(r"\s*(?:\uc785\ub2c8\ub2e4|\uc774\ub2e4|\uc774\uc5d0\uc694|\u3067\u3059|\u3060|\u3002|\u9879)\s*\.?\s*$")
-CHOICE_HEAD_RE = re.compile(r"^(?:\(([A-Z])\)|\[([A-Z])\]|([A-Z])(?=[).:,]|\s|$))[).:]?\s*(.*)$", re.DOTALL)
+CHOICE_HEAD_RE = re.compile(r"^(?:\(([A-Z])\)|\[([A-Z])\]|([A-Z])(?=[).:,;]|\s|$))[).:]?\s*(.*)$", re.DOTALL)
 # After a letter: a connective and another letter, a bracketed letter, or a lone letter.
 ANOTHER_CHOICE_RE = re.compile(r"^(?:(?:,|/|&|\\&|\+|;|and\b|or\b)\s*[(\[]?[A-Z](?![A-Za-z])|[(\[][A-Z][)\]]|[A-Z][.)]?$)")
 STANDALONE_LETTER_RE = re.compile(r"(?<![A-Za-z'])[(\[]?[A-Z][)\]]?(?![A-Za-z'])")
 # The pronoun I ("I computed", "I'm sure"), not a choice.
 PRONOUN_I_RE = re.compile(r"(?<![A-Za-z(\[])I(?=\s+[a-z]|'[a-z])")
+# A reason after the letter, even without a comma: "B because A is too small".
+REASON_RE = re.compile(r"\s+(?:because|since|as(?!\s+well)(?<!well\sas))\s+", re.IGNORECASE)
 LOWER_CHOICE_RE = re.compile(r"^\(?([a-z])\s*\)(?:\s|$)")
 
 
@@ -56,15 +58,15 @@ def choice_letter(text: str) -> str | None:
     lone = re.fullmatch(r"[(\[]?([a-z])[)\]]?\.?", text) or LOWER_CHOICE_RE.match(text)
     if lone:
         return lone.group(1).upper()
-    text = cut_side_remark(text)
+    text = REASON_RE.split(cut_side_remark(text), maxsplit=1)[0].strip()
     match = CHOICE_HEAD_RE.match(text)
     if not match:
         return None
     letter = match.group(1) or match.group(2) or match.group(3)
-    rest = match.group(4).strip()
+    rest = PRONOUN_I_RE.sub(" ", match.group(4)).strip()
     delimited = match.group(3) is None or text[1:2] in (")", ".", ":")
     if ANOTHER_CHOICE_RE.match(rest):
         return None
-    if not delimited and STANDALONE_LETTER_RE.search(PRONOUN_I_RE.sub(" ", rest)):
+    if not delimited and STANDALONE_LETTER_RE.search(rest):
         return None  # "A or maybe B": it may name another choice
     return letter

@@ -19,7 +19,8 @@ from typing import NamedTuple
 
 from paced_curate.grade.answers import answer_phrase, find_last_box, tail_sentence
 from paced_curate.grade.notation import DASHES, inequality_to_interval, is_interval, math_text, unicode_to_latex
-from paced_curate.grade.numbers import clocks_equal, parse_clock, parse_ratio, ratios_equal
+from paced_curate.grade.numbers import clocks_equal, parse_clock, parse_ratio, ratios_equal, without_remark
+from paced_curate.grade.regions import cut_side_remark
 
 
 class Outcome(NamedTuple):
@@ -36,6 +37,7 @@ class Outcome(NamedTuple):
 DELIMITED_RE = re.compile(r"\$|\\boxed|\\\(|\\\[")
 CLOCK_TOKEN_RE = re.compile(r"\b\d{1,2}:[0-5]\d(?::[0-5]\d)?(?:\s*[AaPp]\.?\s*[Mm]\.?)?")
 RATIO_TOKEN_RE = re.compile(r"-?\d+(?:\.\d+)?(?:\s*:\s*-?\d+(?:\.\d+)?)+")
+MATH_SPAN_RE = re.compile(r"\$([^$]+)\$|\\\((.+?)\\\)")
 COLON_PAIR_RE = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*:\s*(-?\d+(?:\.\d+)?)\s*$")
 
 
@@ -77,6 +79,12 @@ def gold_form(gold: str) -> GoldForm:
     return GoldForm("math", parsed)
 
 
+def _interval_gold(gold: str, answer: str) -> list | None:
+    """A gold written as an inequality, read as intervals when the answer is an interval."""
+    interval = inequality_to_interval(gold) if is_interval(math_text(answer)) else None
+    return None if interval is None else _parse(f"${interval}$")
+
+
 def _last_token(pattern: re.Pattern, text: str) -> str | None:
     tokens = pattern.findall(text)
     return tokens[-1] if tokens else None
@@ -85,7 +93,7 @@ def _last_token(pattern: re.Pattern, text: str) -> str | None:
 def _math_answer(answer: str, gold: str) -> str:
     """The answer as math-verify should see it, given the gold: notation fixed (`math_text`), an
     inequality written for an interval gold as intervals (and the reverse), `a:b` as a fraction."""
-    text = math_text(answer)
+    text = math_text(without_remark(cut_side_remark(answer)))
     if is_interval(gold) and (interval := inequality_to_interval(text)) is not None:
         return interval
     if (pair := COLON_PAIR_RE.match(text)) is not None:
@@ -137,6 +145,12 @@ def grade_math(text: str, gold: str) -> Outcome:
         gold_parsed = _parse(f"$\\frac{{{form.value[0]:g}}}{{{form.value[1]:g}}}$")
     else:
         gold_parsed = form.value
+        if answer is not None and (as_interval := _interval_gold(gold, answer)) is not None:
+            gold_parsed = as_interval
+    if answer is None and is_interval(gold):
+        # An inequality in the tail's math ("The solution set is $x > 3$.") is the answer.
+        spans = [match.group(1) or match.group(2) for match in MATH_SPAN_RE.finditer(tail)]
+        answer = next((span for span in reversed(spans) if inequality_to_interval(span) is not None), None)
     if answer is not None:
         parsed = _parse("\\boxed{" + _math_answer(answer, gold) + "}")
     else:

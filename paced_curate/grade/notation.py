@@ -39,7 +39,7 @@ SYMBOLS = {
     "\u00f7": "\\div", "\u2264": "\\le", "\u2265": "\\ge", "\u2260": "\\ne", "\u00b1": "\\pm", "\u2213": "\\mp",
     "\u222a": "\\cup", "\u2229": "\\cap", "\u2205": "\\emptyset", "\u211d": "\\mathbb{R}", "\u2208": "\\in",
     "\u00bd": "\\frac{1}{2}", "\u00bc": "\\frac{1}{4}", "\u00be": "\\frac{3}{4}", "\u2153": "\\frac{1}{3}", "\u2154": "\\frac{2}{3}",
-    "\u215b": "\\frac{1}{8}",
+    "\u215b": "\\frac{1}{8}", "\u2248": "\\approx ",
 }
 SUPERSCRIPTS = dict(zip("\u2070\u00b9\u00b2\u00b3\u2074\u2075\u2076\u2077\u2078\u2079\u207b\u207a", "0123456789-+"))
 SUPERSCRIPT_RE = re.compile("[" + "".join(SUPERSCRIPTS) + "]+")
@@ -108,8 +108,20 @@ def _repeating(match: re.Match) -> str:
     return f"{sign}\\frac{{{value.numerator}}}{{{value.denominator}}}"
 
 
+DOT_RE = re.compile(r"(-?)(\d*)\.(\d*)\\dot\{?(\d)\}?(?:(\d*)\\dot\{?(\d)\}?)?")
+PAREN_REPEATING_RE = re.compile(r"^(-?)(\d*)\.(\d*)\((\d+)\)$")
+
+
+def _dotted(match: re.Match) -> str:
+    sign, whole, fixed, first, middle, last = match.groups()
+    period = first + (middle or "") + (last or "")
+    return f"{sign}{whole}.{fixed}\\overline{{{period}}}"  # read by REPEATING_RE next
+
+
 def repeating_to_fraction(text: str) -> str:
-    """`0.\\overline{3}` -> `\\frac{1}{3}`, `1.2\\overline{34}` -> its exact fraction."""
+    """`0.\\overline{3}`, `0.\\dot{3}`, `0.(3)` -> `\\frac{1}{3}`; `1.2\\overline{34}` -> its exact fraction."""
+    text = PAREN_REPEATING_RE.sub(lambda m: f"{m.group(1)}{m.group(2)}.{m.group(3)}\\overline{{{m.group(4)}}}", text.strip())
+    text = DOT_RE.sub(_dotted, text)
     return REPEATING_RE.sub(_repeating, text)
 
 
@@ -138,6 +150,7 @@ FLIP = dict(zip(LESS, GREATER)) | dict(zip(GREATER, LESS))
 RELATION = r"(<|>|\\lt|\\gt|\\leqslant|\\geqslant|\\leq|\\geq|\\le|\\ge)"
 BETWEEN_RE = re.compile(rf"^({NUMBER})\s*{RELATION}\s*([a-z])\s*{RELATION}\s*({NUMBER})$")
 ONE_SIDE_RE = re.compile(rf"^([a-z])\s*{RELATION}\s*({NUMBER})$|^({NUMBER})\s*{RELATION}\s*([a-z])$")
+NOT_EQUAL_RE = re.compile(rf"^([a-z])\s*(?:\\neq?|!=)\s*({NUMBER})$")
 OR_RE = re.compile(r"\s*(?:\\text\{\s*or\s*\}|\bor\b|\\lor|\\vee|\\cup|,|;)\s*")
 
 
@@ -170,6 +183,8 @@ def inequality_to_interval(text: str) -> str | None:
     """
     text = unicode_to_latex(text).replace("\\left", "").replace("\\right", "").strip().strip("$").rstrip(".")
     text = re.sub(r"\\(?:[,;!]|quad|qquad)", " ", text)
+    if match := NOT_EQUAL_RE.match(text):
+        return f"(-\\infty, {match.group(2)}) \\cup ({match.group(2)}, \\infty)"
     parts = [part for part in OR_RE.split(text) if part.strip()]
     if not parts or not re.search(RELATION, text):
         return None
@@ -184,10 +199,11 @@ def inequality_to_interval(text: str) -> str | None:
 
 
 def is_interval(text: str) -> bool:
-    """Whether `text` is written as an interval or a union of intervals (`(3, \\infty)`, `[1,2) \\cup (3,4]`)."""
-    text = text.strip().strip("$").replace("\\left", "").replace("\\right", "")
-    pieces = re.split(r"\\cup|\u222a", text)
-    return all(re.fullmatch(r"\s*[(\[][^,()\[\]]+,[^,()\[\]]+[)\]]\s*", piece) for piece in pieces) and ("\\infty" in text or "\\cup" in text or "[" in text or "]" in text)
+    """Whether `text` is written like an interval or a union of intervals (`(3, \\infty)`, `[1,2)
+    \\cup (3,4]`, also `(2, 5)`, which may be a point: an inequality answer still reads as an interval)."""
+    text = unicode_to_latex(text).strip().strip("$").replace("\\left", "").replace("\\right", "")
+    pieces = re.split(r"\\cup", text)
+    return all(re.fullmatch(r"\s*[(\[][^,()\[\]]+,[^,()\[\]]+[)\]]\s*", piece) for piece in pieces)
 
 
 # --- what math-verify is given -----------------------------------------------------------------
@@ -214,8 +230,10 @@ def math_text(content: str) -> str:
     text = SPACED_THOUSANDS_RE.sub(lambda m: m.group(0).replace(" ", ""), text)
     text = re.sub(r"(?<![\w\\.])(\d+(?:\.\d+)?)[eE]([-+]?\d+)(?![\w.])", r"\1\\times 10^{\2}", text)
     text = repeating_to_fraction(text)
+    text = re.sub(r"\\(?:mathrm|text|mathit|operatorname)\{([ie])\}", r" \1", text)  # \mathrm{i}: the unit i
     text = re.sub(r"(?<=\d)i(?![A-Za-z])", " i", text)
     text = re.sub(r"(?<=\d)\s*\.$", "", text.strip())
+    text = re.sub(r"\\+\s*$", "", text)  # a trailing line break "\\" (NeMo-Skills strips it too)
     words = unwrap(text)
     if re.fullmatch(r"[A-Za-z][A-Za-z \-]*", words) and (value := number_word_value(words)) is not None:
         return str(int(value))

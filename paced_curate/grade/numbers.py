@@ -121,11 +121,15 @@ class Quantity(NamedTuple):
 
 APPROX_RE = re.compile(r"^(?:\\approx|\\sim|~|approximately|approx\.?|about|around|roughly|circa|ca\.)\s*", re.IGNORECASE)
 REMARK_RE = re.compile(r"\s*\(([^()]*)\)\s*\.?$")
-REJECTION_RE = re.compile(r"\b(?:reject\w*|discard\w*|extraneous|invalid|not valid|ignored?)\b", re.IGNORECASE)
+REJECTION_RE = re.compile(
+    r"\b(?:reject\w*|discard\w*|extraneous|invalid|not valid|ignored?)\b"
+    r"|^\s*(?:since|because|as|where|when|for|i\.e\.|e\.g\.|note|which|assuming|given|taking|rounded|to the)\b",
+    re.IGNORECASE,
+)
 PERCENT_RE = re.compile(r"(?:\\%|%|\s*(?:percent|per\s*cent)\b)\.?$", re.IGNORECASE)
 # Several values compete: "5 or 6", "1-3", "2 \pm 1", "3, 5", "(1, 2)", "between 2 and 3".
 SEVERAL_RE = re.compile(
-    r"\d[^A-Za-z\d]*\b(?:or|and|to)\b[^A-Za-z]*\d|\bbetween\b|\\pm|\\mp|\u00b1|;"
+    r"\d[^\d\n]{0,30}?\b(?:or|and)\b[^\d\n]{0,30}?\d|\d\s*\bto\b\s*\d|\bbetween\b|\\pm|\\mp|\u00b1|;"
     r"|^\s*-?\d+(?:\.\d+)?\s*(?:-|\u2013|\u2014)\s*\d+(?:\.\d+)?\s*$"
     r"|,(?!\d{3}(?:\D|$))",
     re.IGNORECASE,
@@ -138,7 +142,7 @@ def _last_side(text: str) -> str:
     return sides[-1].strip() if len(sides) > 1 and sides[-1].strip() else text
 
 
-def _without_remark(text: str) -> str:
+def without_remark(text: str) -> str:
     """`text` without a remark in brackets after the value ("18 (dollars)", "5 (the negative
     root is rejected)"); a bracket that offers another value ("(or 4)", "(-2 also works)") stays."""
     match = REMARK_RE.search(text)
@@ -153,7 +157,7 @@ def _without_remark(text: str) -> str:
 
 def several_values(text: str) -> bool:
     """Whether `text` offers more than one value ("5 or 6", "1-3", "2 \\pm 1", "3, 5")."""
-    text = GROUP_SEPARATOR_RE.sub("", _without_remark(unwrap(text)))
+    text = GROUP_SEPARATOR_RE.sub("", without_remark(unwrap(text)))
     return bool(SEVERAL_RE.search(text.replace("\\,", " ").replace("\\!", "")))
 
 
@@ -172,7 +176,7 @@ def value_texts(text: str) -> list[str]:
     if "\\approx" in text and not text.startswith("\\approx"):
         exact, _, rounded = text.partition("\\approx")
         parts = [exact, rounded]
-    return [_without_remark(APPROX_RE.sub("", _last_side(part.strip())).strip()) for part in parts if part.strip()]
+    return [without_remark(APPROX_RE.sub("", _last_side(part.strip())).strip()) for part in parts if part.strip()]
 
 
 def quantity_of(candidate: str) -> Quantity | None:
@@ -239,21 +243,31 @@ class Clock(NamedTuple):
     suffix: bool
 
 
-CLOCK_RE = re.compile(r"^(\d{1,2}):([0-5]\d)(?::([0-5]\d))?\s*(?:([ap])\.?\s*m\.?)?(?:\s*o'?clock)?$", re.IGNORECASE)
-RATIO_RE = re.compile(r"^(-?\d+(?:\.\d+)?)(?:\s*(?::|\\colon)\s*(-?\d+(?:\.\d+)?))+$")
+CLOCK_RE = re.compile(r"^(\d{1,2})(?::([0-5]\d)(?::([0-5]\d))?)?\s*(?:([ap])\.?\s*m\.?|(o'?clock))?$", re.IGNORECASE)
+RATIO_RE = re.compile(r"^(-?\d+(?:\.\d+)?)(?:\s*(?::|\\colon|\bto\b)\s*(-?\d+(?:\.\d+)?))+$")
+NAMED_TIMES = {"noon": "12:00 pm", "midday": "12:00 pm", "midnight": "12:00 am"}
+
+
+def _clock_text(text: str) -> str:
+    text = unwrap(text.strip()).strip().rstrip(".").strip()
+    text = re.sub(r"\{:\}|\\colon", ":", text)
+    text = re.sub(r"\s*(?:\\[!,;: ])*\s*:\s*(?:\\[!,;: ])*\s*", ":", text)
+    return NAMED_TIMES.get(text.lower(), text)
 
 
 def parse_clock(text: str) -> Clock | None:
-    """A clock time `H:MM` or `H:MM:SS`, with an optional a.m./p.m. (`2:15 PM`, `14:15`); else None.
+    """A clock time `H:MM` or `H:MM:SS`, with an optional a.m./p.m. (`2:15 PM`, `14:15`), an hour
+    with a.m./p.m. or "o'clock" (`4 pm`), noon or midnight; else None.
 
     Hours run 0-24 (1-12 with a suffix); minutes and seconds are two digits 00-59.
     """
-    text = unwrap(text.strip()).strip().rstrip(".").strip()
-    match = CLOCK_RE.match(text)
+    match = CLOCK_RE.match(_clock_text(text))
     if not match:
         return None
-    hour, minute, second = int(match.group(1)), int(match.group(2)), int(match.group(3) or 0)
+    hour, minute, second = int(match.group(1)), int(match.group(2) or 0), int(match.group(3) or 0)
     half = (match.group(4) or "").lower()
+    if match.group(2) is None and not (half or match.group(5)):
+        return None  # a bare number is not a time
     if half:
         if not 1 <= hour <= 12:
             return None
@@ -277,11 +291,11 @@ def clocks_equal(answer: Clock, gold: Clock) -> bool:
 
 
 def parse_ratio(text: str) -> tuple[float, ...] | None:
-    """A ratio `a:b` (or `a:b:c`, `a \\colon b`) as its terms; None otherwise."""
-    text = unwrap(text.strip()).strip().rstrip(".")
+    """A ratio `a:b` (or `a:b:c`, `a \\colon b`, `a to b`) as its terms; None otherwise."""
+    text = _clock_text(text)
     if not RATIO_RE.match(text):
         return None
-    return tuple(float(term) for term in re.split(r"\s*(?::|\\colon)\s*", text))
+    return tuple(float(term) for term in re.split(r"\s*(?::|\\colon|\bto\b)\s*", text))
 
 
 def ratios_equal(answer: tuple[float, ...], gold: tuple[float, ...]) -> bool:

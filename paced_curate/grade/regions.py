@@ -102,11 +102,13 @@ def answer_region(text: str, tags: tuple[tuple[str, str], ...]) -> str | None:
 # --- the region's text -------------------------------------------------------------------------
 
 FULL_WIDTH = {code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)} | {0x3000: " ", 0x3002: ".", 0xFF0C: ", ", 0x3001: ", "}
-ANSWER_TAG_RE = re.compile(r"<answer>(.*?)(?:</answer>|\Z)", re.IGNORECASE | re.DOTALL)
+ANSWER_TAG_RE = re.compile(r"<((?:final_)?answer)>(.*?)(?:</\1>|\Z)", re.IGNORECASE | re.DOTALL)
 FENCE_RE = re.compile(r"```[ \t]*([\w+#-]*)[^\n]*\n(.*?)(?:```|\Z)", re.DOTALL)
 OUTPUT_LABELS = {"output", "text", "txt", "plaintext", "result", "stdout", "markdown", "md", "latex", "tex", "math"}
 CODE_LINE_RE = re.compile(r"^\s*(?:print\(|import |from \w+ import|def |return |for .* in |[A-Za-z_]\w*(?:\[[^\]]*\])?\s*[-+*/]?=[^=])", re.MULTILINE)
-RUN_ON_RE = re.compile(r"\n[ \t]*(?:#+[ \t]*)?(?:\*\*)?(?:Question|Q|Problem|Human|User|Exercise)(?:[ \t]+\d+)?(?:\*\*)?[ \t]*[:.]", re.IGNORECASE)
+RUN_ON_RE = re.compile(r"\n[ \t]*(?:#+[ \t]*)?(?:\*\*)?(?:Question|Q|Problem|Human|User|Exercise)(?:[ \t]*\d+)?(?:\*\*)?[ \t]*[:.]", re.IGNORECASE)
+# End-of-turn tokens some servers leave in the text: what follows is not the answer.
+END_OF_TURN_RE = re.compile(r"<\|im_end\|>|<\|endoftext\|>|<\|eot_id\|>|<\|end_of_text\|>|</s>|<\|im_start\|>")
 HAS_ANSWER_RE = re.compile(r"\\(?:boxed|fbox)|####|\b(?:final\s+)?answer\b\s*(?:is\b|:)", re.IGNORECASE)
 
 
@@ -126,7 +128,10 @@ def _strip_code(text: str) -> str:
 
 
 def cut_run_on(text: str) -> str:
-    """`text` up to the first invented next question that follows an answer (see the module docstring)."""
+    """`text` up to the first invented next question that follows an answer (see the module
+    docstring), and up to an end-of-turn token (`<|im_end|>`, `</s>`, ...) wherever it is."""
+    if end := END_OF_TURN_RE.search(text):
+        text = text[: end.start()]
     for match in RUN_ON_RE.finditer(text):
         if HAS_ANSWER_RE.search(text, 0, match.start()):
             return text[: match.start()]
@@ -138,7 +143,7 @@ def answer_text(region: str) -> str:
     forms as ASCII, code blocks left out (output blocks kept as text), a few-shot run-on cut."""
     spans = ANSWER_TAG_RE.findall(region)
     if spans:
-        region = spans[-1]
+        region = spans[-1][1]
     return cut_run_on(_strip_code(full_width_to_ascii(region)))
 
 
@@ -147,13 +152,25 @@ def answer_text(region: str) -> str:
 # because 6 times 7" stays whole (and is then not one value).
 SIDE_REMARK_RE = re.compile(
     r"(?:,|;|\s+[-\u2013\u2014]+)\s*(?:which|that|who)\s+(?:is|was|are|were)\b"
-    r"|,\s*(?:since|because|as|compared|whereas|while|although|though|but|i\.e\.|e\.g\.|not|rather\s+than|instead\s+of|so\s+that)\b"
-    r"|\s*\((?:which|since|because|as|compared|i\.e\.|e\.g\.|not|note)\b",
+    r"|,\s*(?:(?:since|because|as|compared|whereas|while|although|though|but|not|rather\s+than|instead\s+of|so\s+that)\b|i\.e\.|e\.g\.)"
+    r"|\s*\((?:(?:which|since|because|as|compared|not|note)\b|i\.e\.|e\.g\.)",
     re.IGNORECASE,
 )
 
 
+# One value (a number, a letter, a math span), then a comma and a word in any language: the
+# words are a remark ("8, weil 2 mal 4 acht ist"). A list ("3, 5", "19, 46, and 82") is not cut.
+VALUE_THEN_WORDS_RE = re.compile(
+    r"^(\s*(?:[-+]?[$\\]*\d[\d.]*(?:\\?%)?|\(?[A-Za-z]\)?|\$[^$]+\$))\s*,\s+"
+    r"(?!(?:and|or|und|oder|et|ou|y|o|e|и|или)\b)(?=[^\W\d_]{2,})"
+)
+
+
 def cut_side_remark(text: str) -> str:
-    """`text` up to a remark that follows the answer (see SIDE_REMARK_RE)."""
+    """`text` up to a remark that follows the answer (see SIDE_REMARK_RE and VALUE_THEN_WORDS_RE)."""
     match = SIDE_REMARK_RE.search(text)
-    return text[: match.start()].rstrip() if match and match.start() > 0 else text
+    if match and match.start() > 0:
+        text = text[: match.start()].rstrip()
+    if value := VALUE_THEN_WORDS_RE.match(text):
+        return value.group(1).strip()
+    return text
