@@ -21,6 +21,8 @@ from paced_curate.errors import SchemaError
 SCHEMA_VERSION = "1"
 FINISH_REASONS = ("stop", "length", "error")
 VERDICTS = ("correct", "incorrect", "no_answer", "truncated", "timeout", "error")
+JUDGE_VERDICTS = ("correct", "incorrect", "invalid", "unreadable", "failed")
+"""What a verifier model said of a sample (`paced grade --judge`, grade/judge.py)."""
 
 MESSAGE = pa.struct([pa.field("role", pa.string()), pa.field("content", pa.string())])
 
@@ -95,9 +97,15 @@ GRADES = TableSpec(
         _f("grader", pa.string()),
         _f("scored", pa.bool_()),
     ),
-    optional=(_f("audit_verdict", pa.string(), nullable=True),),
+    # Optional: present only when asked for (--audit GRADER; --judge), so older tables still read.
+    optional=(
+        _f("audit_verdict", pa.string(), nullable=True),
+        _f("rule_verdict", pa.string(), nullable=True),
+        _f("judge_verdict", pa.string(), nullable=True),
+        _f("judge_reply", pa.string(), nullable=True),
+    ),
     passthrough=True,
-    allowed_values={"finish_reason": FINISH_REASONS, "verdict": VERDICTS},
+    allowed_values={"finish_reason": FINISH_REASONS, "verdict": VERDICTS, "rule_verdict": VERDICTS, "judge_verdict": JUDGE_VERDICTS},
     produced_by="paced grade",
 )
 

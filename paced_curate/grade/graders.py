@@ -190,6 +190,8 @@ def numeric_value(text: str) -> Quantity | None:
     """The one value of an answer for the numeric grader: `numbers.read_quantity`'s reading, else
     the value math-verify reads (`\\frac{\\sqrt{3}}{2}`, `2^{10}`), else None (no value, or several
     competing: "5 or 6", "1-3")."""
+    if CLOCK_OR_RATIO_RE.search(text):
+        return None  # "4:30" is a clock time or a ratio, not one number (math-verify would read 4/30)
     candidates = value_texts(text)
     for candidate in candidates:
         if (quantity := quantity_of(candidate)) is not None:
@@ -221,6 +223,7 @@ def grade_numeric(text: str, gold: str, tolerance: float) -> Outcome:
     return Outcome("correct" if quantities_equal(value, target, tolerance) else "incorrect", answer.strip())
 
 
+CLOCK_OR_RATIO_RE = re.compile(r"\d\s*(?::|\\colon)\s*\d")
 LAST_LINE_CHOICE_RE = re.compile(r"^[(\[*\s]*[A-Z][)\].*\s]*$")
 
 
@@ -269,7 +272,9 @@ def gold_reading(name: str, gold: str, tolerance: float = DEFAULT_TOLERANCE) -> 
             form = gold_form(gold)
         except Exception:  # math-verify fails on some golds ("12:00" once read as 12/0)
             return None
-        return form.kind if form.kind != "math" else next((item for item in reversed(form.value) if isinstance(item, str)), "math")
+        if form.kind != "math":
+            return f"a {'clock time' if form.kind == 'clock' else 'ratio'}"
+        return next((item for item in reversed(form.value) if isinstance(item, str)), "math")
     if name == "numeric":
         value = numeric_value(gold)
         return None if value is None else f"{value.value:g}" + ("%" if value.percent else "")

@@ -167,8 +167,9 @@ def evaluation_report(table: pa.Table, group_by: str | None = None, tolerance: f
             the table's provenance, else 1e-6.
 
     Returns:
-        A JSON-ready dict: samples, problems, verdict counts, `overall` metrics, and `groups`
-        (a list of {"value", metrics...}) when `group_by` is given. Every group reports pass@k
+        A JSON-ready dict: samples, problems, verdict counts, `overall` metrics, `groups`
+        (a list of {"value", metrics...}) when `group_by` is given, and `judge` (what a
+        `--judge` changed, `summary.judge_counts`) or None. Every group reports pass@k
         for the overall k's, over its problems with at least the largest k scored samples.
         See the module docstring.
 
@@ -190,6 +191,7 @@ def evaluation_report(table: pa.Table, group_by: str | None = None, tolerance: f
         "overall": overall,
         "group_by": group_by,
         "groups": [],
+        "judge": judge_section(table),
     }
     if group_by is not None:
         groups: dict = {}
@@ -231,125 +233,31 @@ def render_evaluation(report: dict) -> None:
         notes.append(
             (f"problems with fewer than {overall['pass_at_k_min_samples']} scored samples (left out of every pass@k)", overall["pass_at_k_left_out"])
         )
+    judge = report.get("judge")
+    if judge:
+        notes.append(("verdicts the judge changed (of samples it was asked about)", f"{judge['changed']:,} of {judge['asked']:,}"))
+        if judge["readings"]["failed"]:
+            notes.append(("judge requests that failed (rule verdict kept)", judge["readings"]["failed"]))
     if notes:
         show(key_value_table("note", notes))
 
 
-# --- the `paced grade` summary --------------------------------------------------------------
+def judge_section(table: pa.Table) -> dict | None:
+    """The judge's counts for `paced inspect` (None when the table has no judge columns)."""
+    from paced_curate.grade.summary import judge_counts
+
+    return judge_counts(table) if "judge_verdict" in table.column_names else None
 
 
 def grade_summary(table: pa.Table) -> dict:
-    """Verdict counts and rates, pass-rate spread and (with an audit column) grader disagreement.
+    """See `summary.grade_summary` (kept here for callers that import it from metrics)."""
+    from paced_curate.grade.summary import grade_summary as summary
 
-    Args:
-        table: a grades table, or at least its columns problem_id, sample_index, answer,
-            extracted_answer, verdict, scored (and audit_verdict when audited).
-
-    Returns:
-        A JSON-ready dict: `verdicts`, `verdict_rates`, `scored`, `problems`, `problems_p0`,
-        `problems_mid` (0 < p < 1), `problems_p1`, `problems_unscored`, `mean_pass_rate`, and
-        `audit` ({"compared", "disagreements", "disagreement_rate", "examples"}) or None.
-    """
-    verdicts = Counter(table.column("verdict").to_pylist())
-    total = table.num_rows
-    counts = _counts(table)
-    rates = [c / n for n, c, _ in counts if n > 0]
-    unscored = sum(1 for n, _, _ in counts if n == 0)
-    summary = {
-        "verdicts": {verdict: verdicts.get(verdict, 0) for verdict in VERDICTS},
-        "verdict_rates": {verdict: (verdicts.get(verdict, 0) / total if total else 0.0) for verdict in VERDICTS},
-        "scored": sum(table.column("scored").to_pylist()),
-        "problems": len(rates) + unscored,
-        "problems_p0": sum(1 for p in rates if p == 0),
-        "problems_mid": sum(1 for p in rates if 0 < p < 1),
-        "problems_p1": sum(1 for p in rates if p == 1),
-        "problems_unscored": unscored,
-        "mean_pass_rate": sum(rates) / len(rates) if rates else None,
-        "audit": _audit(table) if "audit_verdict" in table.column_names else None,
-    }
-    return summary
-
-
-def _counts(table: pa.Table) -> list[tuple[int, int, str]]:
-    per_problem: dict[str, list[int]] = {}
-    columns = (table.column(name).to_pylist() for name in ("problem_id", "verdict", "scored"))
-    for problem_id, verdict, scored in zip(*columns):
-        entry = per_problem.setdefault(problem_id, [0, 0])
-        entry[0] += bool(scored)
-        entry[1] += bool(scored) and verdict == "correct"
-    return [(n, c, problem_id) for problem_id, (n, c) in per_problem.items()]
-
-
-def _audit(table: pa.Table) -> dict:
-    """Disagreement between the grader and the audit grader, over samples both graded."""
-    names = ("problem_id", "sample_index", "answer", "extracted_answer", "verdict", "audit_verdict")
-    rows = zip(*(table.column(name).to_pylist() for name in names))
-    compared, examples, disagreements = 0, [], 0
-    for problem_id, sample_index, gold, extracted, verdict, audit in rows:
-        if verdict not in GRADED or audit not in GRADED:
-            continue
-        compared += 1
-        if (verdict == "correct") != (audit == "correct"):
-            disagreements += 1
-            if len(examples) < NUM_AUDIT_EXAMPLES:
-                examples.append(
-                    {"problem_id": problem_id, "sample_index": sample_index, "gold": gold, "extracted_answer": extracted, "verdict": verdict, "audit_verdict": audit}
-                )
-    return {
-        "compared": compared,
-        "disagreements": disagreements,
-        "disagreement_rate": disagreements / compared if compared else None,
-        "examples": examples,
-    }
+    return summary(table)
 
 
 def render_grade_summary(result: dict) -> None:
-    """Print the `paced grade` summary (a `GradeResult.to_dict()`) as rich tables on stderr."""
-    total = result["samples"]
-    rows = [[verdict, count, result["verdict_rates"][verdict]] for verdict, count in result["verdicts"].items()]
-    show(rows_table(f"verdicts ({total:,} samples, grader {result['grader']})", ["verdict", "samples", "rate"], rows))
-    show(
-        key_value_table(
-            "pass rates",
-            [
-                ("scored samples", result["scored"]),
-                ("problems", result["problems"]),
-                ("mean pass rate", result["mean_pass_rate"]),
-                ("problems at p=0", result["problems_p0"]),
-                ("problems at 0<p<1", result["problems_mid"]),
-                ("problems at p=1", result["problems_p1"]),
-                ("problems with no scored sample", result["problems_unscored"]),
-            ],
-        )
-    )
-    show(
-        key_value_table(
-            "this run",
-            [
-                ("graded now", result["graded"]),
-                ("already graded (resumed)", result["resumed"]),
-                ("distinct (answer, gold) pairs", result["distinct_pairs"]),
-                ("dedup ratio", result["dedup_ratio"]),
-                ("seconds", result["seconds"]),
-                ("samples/s", result["samples_per_second"]),
-                ("timeouts (workers killed)", result["timeouts"]),
-                ("workers died", result["worker_deaths"]),
-            ],
-        )
-    )
-    audit = result.get("audit")
-    if audit:
-        show(
-            key_value_table(
-                f"audit: {result['grader']} vs {result['audit_grader']}",
-                [("compared", audit["compared"]), ("disagreements", audit["disagreements"]), ("disagreement rate", audit["disagreement_rate"])],
-            )
-        )
-        if audit["examples"]:
-            header = ["problem_id", "sample", "gold", "extracted", result["grader"], result["audit_grader"]]
-            # Problem ids and answers are user text: "[1, 2]" must not be read as rich markup.
-            rows = [
-                [escape(e["problem_id"]), e["sample_index"], escape(e["gold"]), escape(str(e["extracted_answer"])), e["verdict"], e["audit_verdict"]]
-                for e in audit["examples"]
-            ]
-            show(rows_table("disagreements (examples)", header, rows))
+    """See `summary.render_grade_summary`."""
+    from paced_curate.grade.summary import render_grade_summary as render
+
+    render(result)

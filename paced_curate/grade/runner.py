@@ -11,12 +11,18 @@ answer or whole completion, gold), so samples that end in the same answer are gr
 always; truncated when `--truncated wrong` (default); timeout and error when `--errors wrong`
 (default `exclude`: a grading failure is recorded, never silently scored wrong).
 
+Before any work, every distinct gold is checked with the grader (golds.py): one it cannot read
+is refused in one line. With `--judge`, samples the rules call incorrect or no_answer are put to
+a verifier model (judge.py). After grading, the default audit reads a bounded sample with
+math-verify alone and reports how the verdicts and weights would differ (audit.py).
+
 A directory output is written in parts of `rows_per_part` rows; a rerun grades only the rows
 after the last finished part.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from collections.abc import Callable
@@ -25,9 +31,12 @@ from dataclasses import asdict, dataclass, field
 import pyarrow as pa
 
 from paced_curate.errors import ConfigError, ResumeMismatch
-from paced_curate.grade.answers import ANSWER_FORMATS, DEFAULT_REASONING_TAGS, parse_reasoning_tags
-from paced_curate.grade.graders import DEFAULT_TOLERANCE, GRADED_VERDICTS, GraderSpec, Outcome, load_grader, reduce_completion
-from paced_curate.grade.metrics import grade_summary
+from paced_curate.grade.answers import ANSWER_FORMATS, DEFAULT_REASONING_TAGS, answer_region, answer_text, parse_reasoning_tags
+from paced_curate.grade.audit import independent_audit
+from paced_curate.grade.golds import PoolLayout, check_golds
+from paced_curate.grade.graders import DEFAULT_TOLERANCE, GRADED_VERDICTS, INDEPENDENT, GraderSpec, Outcome, load_grader, reduce_completion
+from paced_curate.grade.judge import JUDGED, Judge, JudgeItem, JudgeSettings, load_prompt
+from paced_curate.grade.summary import grade_summary
 from paced_curate.grade.pool import GradingPool
 from paced_curate.io import STDIO, claim_stdout, input_digest, write_table
 from paced_curate.partdir import PartDirectory, package_versions
@@ -40,7 +49,10 @@ from paced_curate.schema import GRADES, ROLLOUT_FIELDS, ROLLOUTS, conform, stage
 TRUNCATED_POLICIES = ("wrong", "exclude")
 ERROR_POLICIES = ("exclude", "wrong")
 GRADE_FIELDS = {f.name: f for f in GRADES.fields + GRADES.optional}
-SUMMARY_COLUMNS = ["problem_id", "sample_index", "answer", "extracted_answer", "verdict", "scored"]
+SUMMARY_COLUMNS = ["problem_id", "sample_index", "answer", "extracted_answer", "verdict", "scored", "grader", "error"]
+JUDGE_COLUMNS = ["rule_verdict", "judge_verdict", "judge_reply"]
+AUDIT_COLUMNS = ["problem_id", "sample_index", "completion", "answer", "extracted_answer", "verdict"]
+NO_AUDIT = ("none",)
 
 
 def _default_workers() -> int:
@@ -68,8 +80,13 @@ class GradeConfig:
     """Samples whose grading failed (timeout, error): 'exclude' leaves them out of the pass rate, 'wrong' counts them as failures."""
     tolerance: float | None = None
     """numeric grader: absolute or relative tolerance; default 1e-6."""
-    audit: str | None = None
-    """A second grader to grade every sample with as well; the disagreement rate is reported."""
+    audit: str | None = INDEPENDENT
+    """math-verify (default): read a bounded sample (`audit_samples`) with math-verify alone on the
+    whole completion and report how often it disagrees and what that does to pass rates and
+    weights; a grader name: grade every sample with it too (an `audit_verdict` column); none or
+    None: no audit."""
+    audit_samples: int = 200
+    """Most samples the math-verify audit reads (whole problems, chosen by a hash of their id); 0 for all."""
     reasoning_tags: tuple[str, ...] = DEFAULT_REASONING_TAGS
     """Reasoning-trace tag pairs "OPEN,CLOSE": only the text after the last closing tag is graded, and
     a trace that never closes is no_answer (every grader, plugins included); ("none",) turns it off."""
@@ -85,6 +102,16 @@ class GradeConfig:
     (see paced_curate/samples.py)."""
     ray: str | None = None
     """Grade as Ray CPU tasks on a cluster: local, auto, or an address; --workers is then unused (#17)."""
+    judge: str | None = None
+    """A verifier model's OpenAI base URL: samples the rules call incorrect or no_answer are put to it (#23)."""
+    judge_model: str | None = None
+    """The verifier's served model name (with `judge`)."""
+    judge_prompt: str | None = None
+    """A file with the judge's prompt template ({question}, {answer}, {response}, {gold}); default: judge.DEFAULT_PROMPT."""
+    judge_concurrency: int = 8
+    """Most judge requests in flight."""
+    judge_max_tokens: int = 64
+    """Longest judge reply, in tokens."""
 
     def __post_init__(self) -> None:
         problems = []
@@ -108,35 +135,64 @@ class GradeConfig:
             parse_reasoning_tags(self.reasoning_tags)
         except ConfigError as error:
             problems.append(str(error))
-        for name in (self.grader, self.audit):
+        for name in (self.grader, self.audit_grader):
             if name is not None:
                 try:
                     load_grader(name)
                 except ConfigError as error:
                     problems.append(str(error))
+        if self.audit_samples < 0:
+            problems.append(f"--audit-samples must be >= 0 (got {self.audit_samples})")
+        if (self.judge is None) != (self.judge_model is None):
+            problems.append("--judge and --judge-model go together: the server's URL and the model it serves")
+        elif self.judge is not None:
+            try:
+                self.judge_settings()
+            except ConfigError as error:
+                problems.append(str(error))
         if problems:
             raise ConfigError("; ".join(problems))
 
+    @property
+    def audit_grader(self) -> str | None:
+        """The grader an audit grades every sample with, or None (no audit, or the math-verify reading)."""
+        return None if self.audit is None or self.audit in NO_AUDIT or self.audit == INDEPENDENT else self.audit
+
+    def judge_settings(self) -> JudgeSettings | None:
+        """The judge's settings, or None without --judge.
+
+        Raises:
+            ConfigError: a bad URL, model, prompt file or number.
+        """
+        if self.judge is None or self.judge_model is None:
+            return None
+        return JudgeSettings(url=self.judge, model=self.judge_model, prompt=load_prompt(self.judge_prompt),
+                             concurrency=self.judge_concurrency, max_tokens=self.judge_max_tokens)
+
     def specs(self) -> tuple[GraderSpec, ...]:
         """The grader's spec, then the audit grader's if any."""
-        names = (self.grader,) if self.audit is None else (self.grader, self.audit)
+        names = (self.grader,) if self.audit_grader is None else (self.grader, self.audit_grader)
         tags = parse_reasoning_tags(self.reasoning_tags)
         return tuple(load_grader(name, self.tolerance, tags, self.answer_format) for name in names)
 
     def settings(self) -> dict:
         """What changes the rows: a resumed output must have been made with the same."""
-        numeric = "numeric" in (self.grader, self.audit)
+        numeric = "numeric" in (self.grader, self.audit_grader)
         tolerance = (DEFAULT_TOLERANCE if self.tolerance is None else self.tolerance) if numeric else None
+        judge = self.judge_settings()
+        # The math-verify audit writes no column, so it is not a setting a resumed output must share.
         return {
             "grader": self.grader,
-            "audit": self.audit,
+            "audit": self.audit_grader,
             "truncated": self.truncated,
             "errors": self.errors,
             "timeout": self.timeout,
             "tolerance": tolerance,
             "reasoning_tags": [list(pair) for pair in parse_reasoning_tags(self.reasoning_tags)],
             "answer_format": self.answer_format,
-        } | {name: value for name, value in asdict(self.fields).items() if value is not None and name != "problems"}
+        } | ({} if judge is None else {"judge": {
+            "model": judge.model, "prompt_sha256": hashlib.sha256(judge.prompt.encode()).hexdigest()[:16], "max_tokens": judge.max_tokens,
+        }}) | {name: value for name, value in asdict(self.fields).items() if value is not None and name != "problems"}
 
 
 @dataclass(frozen=True)
@@ -177,8 +233,8 @@ class GradeResult:
 class _SliceGrader:
     """Grades slices of a rollouts table with one pool, reusing verdicts across slices."""
 
-    def __init__(self, specs: tuple[GraderSpec, ...], pool: GradingPool, truncated: str, errors: str) -> None:
-        self.specs, self.pool, self.truncated, self.errors = specs, pool, truncated, errors
+    def __init__(self, specs: tuple[GraderSpec, ...], pool: GradingPool, truncated: str, errors: str, judge: Judge | None = None) -> None:
+        self.specs, self.pool, self.truncated, self.errors, self.judge = specs, pool, truncated, errors, judge
         self.cache: dict[tuple[int, str, str], Outcome] = {}
         self.requests = 0
 
@@ -188,6 +244,7 @@ class _SliceGrader:
         golds = table.column("answer").to_pylist()
         finish = table.column("finish_reason").to_pylist()
         outcomes: list[list[Outcome | None]] = [[None] * table.num_rows for _ in self.specs]
+        reduced_main: list[str | None] = [None] * table.num_rows
         waiting: dict[tuple[int, str, str], list[int]] = {}
         outstanding = [0] * table.num_rows
         for row, reason in enumerate(finish):
@@ -195,6 +252,8 @@ class _SliceGrader:
                 continue
             for index, spec in enumerate(self.specs):
                 reduced = reduce_completion(spec, completions[row])
+                if index == 0:
+                    reduced_main[row] = reduced
                 if reduced is None:  # an unclosed trace, an open last box, no box in boxed mode
                     outcomes[index][row] = Outcome("no_answer", None)
                     continue
@@ -221,12 +280,28 @@ class _SliceGrader:
                 advance(finished)
 
         self.pool.run(tasks, done)
-        return self._table(table, outcomes)
+        judged = None if self.judge is None else self._ask_judge(table, outcomes[0], reduced_main)
+        return self._table(table, outcomes, judged)
 
-    def _table(self, table: pa.Table, outcomes: list[list[Outcome | None]]) -> pa.Table:
+    def _ask_judge(self, table: pa.Table, outcomes: list[Outcome | None], reduced: list[str | None]) -> dict[int, tuple[str, str]]:
+        """The judge's (verdict, reply) for the rows the rules call incorrect or no_answer."""
+        rows = [row for row, outcome in enumerate(outcomes) if outcome is not None and outcome.verdict in JUDGED and reduced[row] is not None]
+        if not rows:
+            return {}
+        spec = self.specs[0]
+        prompts, completions, golds = (table.column(name).to_pylist() for name in ("prompt", "completion", "answer"))
+        items = []
+        for row in rows:
+            region = answer_region(completions[row], spec.reasoning_tags) or ""
+            response = region if spec.is_plugin else answer_text(region)
+            answer = outcomes[row].extracted or reduced[row] or ""
+            items.append(JudgeItem(question=prompts[row], answer=answer, response=response, gold=golds[row]))
+        return dict(zip(rows, self.judge.ask(items)))
+
+    def _table(self, table: pa.Table, outcomes: list[list[Outcome | None]], judged: dict[int, tuple[str, str]] | None = None) -> pa.Table:
         finish = table.column("finish_reason").to_pylist()
         errors_in = table.column("error").to_pylist()
-        extracted, verdicts, scored, errors = [], [], [], []
+        extracted, verdicts, scored, errors, rule_verdicts = [], [], [], [], []
         for row, reason in enumerate(finish):
             error = errors_in[row]
             if reason == "length":
@@ -238,8 +313,12 @@ class _SliceGrader:
                 outcome = outcomes[0][row]
                 counts = outcome.verdict in GRADED_VERDICTS or self.errors == "wrong"
                 error = outcome.error if outcome.error is not None else error
+            rule_verdicts.append(outcome.verdict)
+            verdict = outcome.verdict
+            if judged and row in judged and judged[row][0] == "correct":
+                verdict = "correct"  # the judge's second opinion; the rules' verdict stays in rule_verdict
             extracted.append(outcome.extracted)
-            verdicts.append(outcome.verdict)
+            verdicts.append(verdict)
             scored.append(counts)
             errors.append(error)
         new = {
@@ -251,8 +330,12 @@ class _SliceGrader:
         }
         if len(self.specs) > 1:
             new["audit_verdict"] = [
-                outcomes[1][row].verdict if reason == "stop" else verdict for row, (reason, verdict) in enumerate(zip(finish, verdicts))
+                outcomes[1][row].verdict if reason == "stop" else verdict for row, (reason, verdict) in enumerate(zip(finish, rule_verdicts))
             ]
+        if judged is not None:
+            new["rule_verdict"] = rule_verdicts
+            new["judge_verdict"] = [judged[row][0] if row in judged else None for row in range(table.num_rows)]
+            new["judge_reply"] = [judged[row][1] if row in judged else None for row in range(table.num_rows)]
         names = [f.name for f in ROLLOUT_FIELDS] + [name for name in GRADE_FIELDS if name in new and name != "error"]
         columns = [pa.array(new[name], GRADE_FIELDS[name].type) if name in new else table.column(name) for name in names]
         fields = [GRADE_FIELDS[name] for name in names]
@@ -276,7 +359,7 @@ def grade_table(
     reasoning_tags: tuple[str, ...] = DEFAULT_REASONING_TAGS,
     answer_format: str = "any",
 ) -> pa.Table:
-    """Grade a rollouts table in memory (no files, no progress display).
+    """Grade a rollouts table in memory (no files, no progress display, no audit).
 
     The workers come from a multiprocessing fork server, which imports the calling script's
     main module: in a script, call this under `if __name__ == "__main__":`.
@@ -292,15 +375,18 @@ def grade_table(
 
     Raises:
         ConfigError: a bad setting or grader. SchemaError: `rollouts` is not a rollouts table.
+        InputError: the grader cannot read a gold answer (golds.check_golds).
     """
     config = GradeConfig(
         rollouts="(in memory)", output="(in memory)", grader=grader, workers=workers or _default_workers(),
-        timeout=timeout, truncated=truncated, errors=errors, tolerance=tolerance,
+        timeout=timeout, truncated=truncated, errors=errors, tolerance=tolerance, audit=None,
         reasoning_tags=(reasoning_tags,) if isinstance(reasoning_tags, str) else tuple(reasoning_tags), answer_format=answer_format,
     )
     table = conform(rollouts, ROLLOUTS, "rollouts table")
     specs = config.specs()
-    with GradingPool(specs, workers=config.workers, timeout=config.timeout) as pool:
+    layout = PoolLayout.build(specs)
+    with GradingPool(layout.specs, workers=config.workers, timeout=config.timeout) as pool:
+        check_golds(table, layout, pool, "rollouts table")
         graded = _SliceGrader(specs, pool, truncated, errors).grade(table)
     return graded.replace_schema_metadata(stage_metadata(GRADES.stage, {"settings": config.settings()}))
 
@@ -319,27 +405,33 @@ def run_grade(config: GradeConfig) -> GradeResult:
 
     Raises:
         ConfigError: a bad setting or grader (checked before any work).
-        InputError, SchemaError: the rollouts are missing, unreadable or lack columns.
+        InputError, SchemaError: the rollouts are missing, unreadable or lack columns, or the
+            grader cannot read one of their gold answers (checked before any sample is graded).
         ResumeMismatch: the output was made with other settings or other rollouts.
     """
     specs = config.specs()
-    if config.tolerance is not None and "numeric" not in (config.grader, config.audit):
+    if config.tolerance is not None and "numeric" not in (config.grader, config.audit_grader):
         say(f"NOTE: --tolerance has no effect: it applies to the numeric grader only (grader is {config.grader})")
+    if config.judge is None and config.judge_prompt is not None:
+        say("NOTE: --judge-prompt has no effect without --judge")
     if config.output == STDIO:
         claim_stdout()  # before the pool starts, so no worker inherits the data stream
+    layout = PoolLayout.build(specs)
     # The pool's fork server starts now and imports math-verify while the input is read.
     if config.ray is None:
-        pool = GradingPool(specs, workers=config.workers, timeout=config.timeout)
+        pool = GradingPool(layout.specs, workers=config.workers, timeout=config.timeout)
     else:  # (#17) the same tasks as Ray CPU tasks, each with its own hard-kill pool
         from paced_curate.grade.ray_grade import ray_grading_pool
 
-        pool = ray_grading_pool(config.ray, specs, timeout=config.timeout)
+        pool = ray_grading_pool(config.ray, layout.specs, timeout=config.timeout)
     with pool as pool:
-        return _grade_into_output(config, specs, pool)
+        return _grade_into_output(config, layout, pool)
 
 
-def _grade_into_output(config: GradeConfig, specs: tuple[GraderSpec, ...], pool: GradingPool) -> GradeResult:
+def _grade_into_output(config: GradeConfig, layout: PoolLayout, pool: GradingPool) -> GradeResult:
+    specs = layout.specs[: layout.num_graders]
     table = read_generations(config.rollouts, config.fields)
+    check_golds(table, layout, pool, "stdin" if config.rollouts == STDIO else config.rollouts)
     settings = config.settings()
     inputs = {"rollouts": {"path": config.rollouts, "sha256": input_digest(config.rollouts)}}
     if config.fields.problems is not None:
@@ -357,22 +449,29 @@ def _grade_into_output(config: GradeConfig, specs: tuple[GraderSpec, ...], pool:
             _check_prefix(done, table, config.output)
             resumed = done.num_rows
             say(f"resuming {config.output}: {resumed:,} of {table.num_rows:,} samples already graded")
+    judge_settings = config.judge_settings()
+    judge = None if judge_settings is None else Judge(judge_settings)
     started = time.perf_counter()
-    grader = _SliceGrader(specs, pool, config.truncated, config.errors)
-    with StageProgress("grade", total=table.num_rows, unit="samples", completed=resumed, rates={"samples": "samples/s"}) as progress:
+    grader = _SliceGrader(specs, pool, config.truncated, config.errors, judge)
+    try:
+        with StageProgress("grade", total=table.num_rows, unit="samples", completed=resumed, rates={"samples": "samples/s"}) as progress:
 
-        def advance(count: int) -> None:
-            progress.advance(count, samples=count)
+            def advance(count: int) -> None:
+                progress.advance(count, samples=count)
 
-        if out is None:
-            graded = grader.grade(table, advance)
-        else:
-            for offset in range(resumed, table.num_rows, config.rows_per_part):
-                out.write_part(grader.grade(table.slice(offset, config.rows_per_part), advance))
-            if out.num_parts == 0:
-                out.write_part(grader.grade(table, advance))  # no rows at all: an empty, readable part
+            if out is None:
+                graded = grader.grade(table, advance)
+            else:
+                for offset in range(resumed, table.num_rows, config.rows_per_part):
+                    out.write_part(grader.grade(table.slice(offset, config.rows_per_part), advance))
+                if out.num_parts == 0:
+                    out.write_part(grader.grade(table, advance))  # no rows at all: an empty, readable part
+    finally:
+        if judge is not None:
+            judge.close()
     seconds = time.perf_counter() - started
     tasks = len(grader.cache)
+    timeouts, deaths = pool.timeouts, pool.deaths  # grading's own, before the audit uses the pool
     if out is None:
         provenance = {"settings": settings, "inputs": inputs, "versions": package_versions()}
         if record is not None:
@@ -380,20 +479,28 @@ def _grade_into_output(config: GradeConfig, specs: tuple[GraderSpec, ...], pool:
         write_table(graded, STDIO, GRADES, provenance)
         summary = grade_summary(graded)
     else:
-        columns = SUMMARY_COLUMNS + (["audit_verdict"] if config.audit else [])
+        columns = SUMMARY_COLUMNS + (["audit_verdict"] if config.audit_grader else []) + (JUDGE_COLUMNS if judge else [])
         summary = grade_summary(out.read_done(columns))
+    if judge is not None:
+        summary["judge"] = (summary.get("judge") or {}) | {
+            "requests": judge.stats.requests, "cache_hits": judge.stats.cache_hits, "failed_requests": judge.stats.failures,
+            "gave_up": judge.stats.gave_up, "model": judge.settings.model,
+        }
+    if config.audit == INDEPENDENT:
+        audited = graded.select(AUDIT_COLUMNS) if out is None else out.read_done(AUDIT_COLUMNS)
+        summary["audit"] = independent_audit(audited, layout.independent, pool, config.audit_samples)
     result = GradeResult(
         output=config.output,
         grader=config.grader,
-        audit_grader=config.audit,
+        audit_grader=config.audit_grader or (INDEPENDENT if config.audit == INDEPENDENT else None),
         samples=table.num_rows,
         graded=table.num_rows - resumed,
         resumed=resumed,
         distinct_pairs=tasks,
         dedup_ratio=grader.requests / tasks if tasks else 1.0,
         seconds=seconds,
-        timeouts=pool.timeouts,
-        worker_deaths=pool.deaths,
+        timeouts=timeouts,
+        worker_deaths=deaths,
         summary=summary,
     )
     if out is not None:
