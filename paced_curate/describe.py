@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
+from rich.markup import escape
 
 from paced_curate.errors import InputError
 from paced_curate.io import STDIO, list_parts, read_manifest, read_parquet_schema, read_table, shard_dirs
@@ -141,7 +142,8 @@ def render_inspect(report: dict) -> None:
     provenance = report.get("provenance") or {}
     settings = provenance.get("settings") or manifest.get("settings")
     if settings:
-        show(key_value_table("settings", [(k, v) for k, v in settings.items()]))
+        # Settings hold user text ("[/THINK]" among the reasoning tags) that rich would read as markup.
+        show(key_value_table("settings", [(k, v if isinstance(v, (int, float)) else escape(str(v))) for k, v in settings.items()]))
     stage = report.get("stage")
     if stage == "rollouts":
         from paced_curate.rollout.summary import render_rollout_summary

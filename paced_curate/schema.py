@@ -258,6 +258,8 @@ def conform(table: pa.Table, spec: TableSpec, source: str) -> pa.Table:
         allowed = spec.allowed_values.get(expected.name)
         if allowed is not None:
             bad = pc.invert(pc.is_in(column, value_set=pa.array(allowed)))
+            if expected.nullable:  # a null is "not asked" (judge_verdict), never a bad value
+                bad = pc.and_(bad, pc.is_valid(column))
             if pc.any(bad).as_py():
                 row = pc.index(bad, True).as_py()
                 value = column[row].as_py()

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from paced_curate.errors import ConfigError
 from paced_curate.grade.answers import (
     ANSWER_FORMATS,
+    ANSWER_RE,
     DEFAULT_REASONING_TAGS,
     answer_phrase,
     answer_region,
@@ -167,6 +168,8 @@ def final_answer(text: str) -> str | None:
     if phrase is not None:
         return phrase
     stripped = text.strip()
+    if ANSWER_RE.search(stripped):
+        return None  # a label with nothing after it ("Answer:") is not the answer
     return stripped if stripped and "\n" not in stripped else None
 
 

@@ -183,6 +183,11 @@ def parse_judge_reply(reply: str) -> str:
             return label
     if label := _label(text):
         return label
+    has_negative = re.search(rf"\b(?:{NEGATIVE})\b", text, re.IGNORECASE) is not None
+    without_negative = re.sub(rf"\b(?:{NEGATIVE})\b", " ", text, flags=re.IGNORECASE)
+    has_positive = re.search(rf"\b(?:{POSITIVE})\b", without_negative, re.IGNORECASE) is not None
+    if has_negative and has_positive:
+        return "unreadable"  # a reply that says both is no second opinion
     words = re.findall(r"[A-Za-z]+", text)
     if words:
         first = _label(words[0]) if len(words[0]) > 1 else None
@@ -191,11 +196,9 @@ def parse_judge_reply(reply: str) -> str:
         two = _label(" ".join(words[:2]))
         if two:
             return two
-    has_negative = re.search(rf"\b(?:{NEGATIVE})\b", text, re.IGNORECASE)
-    has_positive = re.search(rf"\b(?:{POSITIVE})\b", re.sub(rf"\b(?:{NEGATIVE})\b", " ", text, flags=re.IGNORECASE), re.IGNORECASE)
-    if has_negative and not has_positive:
+    if has_negative:
         return "incorrect"
-    if has_positive and not has_negative:
+    if has_positive:
         return "correct"
     return "unreadable"
 
