@@ -52,6 +52,8 @@ BOX_JOIN_RE = re.compile(
     # Roots on lines of their own, each with its variable: "x_1 = \boxed{3}" NEW LINE "x_2 = \boxed{5}".
     rf"|[ \t$]*\n[\s$]*{ASSIGNMENT}[\s$]*"
 )
+MAX_BOX_JOIN = 400
+"""Most characters between two box commands that can still be one answer (a box and its joiner)."""
 ENGLISH_LABEL = (
     r"\b(?:(?:final\s+)?answer|(?:correct|right|best)\s+(?:option|choice|answer)|answer\s+to\s+(?:the|this)\s+(?:question|problem))\b"
     # "answer = 42" is a phrase; "answer = x + y" (code, a formula of variables) is not.
@@ -77,6 +79,12 @@ OTHER_LABELS = (
 )
 # GSM8K's "#### 18": a value follows; a markdown heading ("#### Step 2: ...", "#### 1. Eggs") does not.
 GSM8K_MARKER = r"####(?=[ \t]*(?:\*\*)?[ \t]*[-+$\\(.\d])(?![ \t]*\d+(?:[.):][ \t]+|[ \t]+)[A-Za-z])"
+# Words every label contains: a text without any has no answer phrase (a cheap scan before ANSWER_RE).
+LABEL_TRIGGER_RE = re.compile(
+    r"answer|option|choice|antwo|r[\u00e9e]ponse|respuesta|resposta|risposta|\u043e\u0442\u0432\u0435\u0442|\u0111\u00e1p|jawab|cevap|####"
+    r"|[\u7b54\u9009\u89e3\ub2f5]",
+    re.IGNORECASE,
+)
 # Overlapping (a lookahead), so that "Final Answer: The final answer is $x$" finds the inner phrase.
 ANSWER_RE = re.compile(rf"(?=(?:{ENGLISH_LABEL}|{OTHER_LABELS}|{GSM8K_MARKER})[\s*_:=]*([^\n]*))", re.IGNORECASE | re.MULTILINE)
 
@@ -122,16 +130,18 @@ def find_last_box(text: str) -> tuple[bool, str | None]:
     matches = list(BOX_RE.finditer(text))
     if not matches:
         return False, None
-    boxes = [_box_at(text, match.end()) + (match.start(),) for match in matches]
-    content, end, begin = boxes[-1]
+    content, _ = _box_at(text, matches[-1].end())
     if content is None:
         return True, None
-    contents = [content]
-    for previous, previous_end, previous_begin in reversed(boxes[:-1]):
-        if previous is None or not 0 <= previous_end <= begin or not BOX_JOIN_RE.fullmatch(text[previous_end:begin]):
+    contents, begin = [content], matches[-1].start()
+    for previous in reversed(matches[:-1]):
+        if begin - previous.end() > MAX_BOX_JOIN:
+            break  # too far apart to be joined: no need to read the earlier box
+        earlier, end = _box_at(text, previous.end())
+        if earlier is None or not 0 <= end <= begin or not BOX_JOIN_RE.fullmatch(text[end:begin]):
             break
-        contents.insert(0, previous)
-        begin = previous_begin
+        contents.insert(0, earlier)
+        begin = previous.start()
     return True, ", ".join(part.strip() for part in contents) if len(contents) > 1 else content
 
 
@@ -156,7 +166,11 @@ def answer_phrase(text: str) -> str | None:
     When the label ends its line ("Answer:" or a "Final Answer" heading, then a new line), the
     next line is the answer. A remark after a comma is cut ("7, which is 3 fewer" -> "7").
     """
-    matches = list(ANSWER_RE.finditer(text))
+    trigger = LABEL_TRIGGER_RE.search(text)
+    if trigger is None:
+        return None
+    # Labels start at most a few words before their trigger word ("the final answer is").
+    matches = list(ANSWER_RE.finditer(text, max(0, trigger.start() - 40)))
     if not matches:
         return None
     last = matches[-1]

@@ -80,6 +80,11 @@ def _tag_patterns(tags: tuple[tuple[str, str], ...]) -> tuple[re.Pattern | None,
     return opening, at_start, closing
 
 
+@functools.lru_cache(maxsize=64)
+def _lowered_openings(tags: tuple[tuple[str, str], ...]) -> tuple[str, ...]:
+    return tuple(open_.lower() for open_, _ in tags if not open_.startswith("^"))
+
+
 def answer_region(text: str, tags: tuple[tuple[str, str], ...]) -> str | None:
     """The text after the last closing reasoning tag (all of `text` when there is none).
 
@@ -88,15 +93,18 @@ def answer_region(text: str, tags: tuple[tuple[str, str], ...]) -> str | None:
     if not tags:
         return text
     opening, at_start, closing = _tag_patterns(tags)
-    end = 0
-    for match in closing.finditer(text):
-        end = match.end()
-    region = text[end:]
-    if opening is not None and opening.search(region):
+    lowered = text.lower()
+    if len(lowered) == len(text):
+        # Substring search is ~10x faster than the regex on long completions (the parent runs this per sample).
+        end = max((i + len(close) for _, close in tags if (i := lowered.rfind(close.lower())) >= 0), default=0)
+        after = lowered[end:]
+        unclosed = any(open_ in after for open_ in _lowered_openings(tags))
+    else:  # a character whose lower case is longer: indices differ, use the regexes
+        end = max((match.end() for match in closing.finditer(text)), default=0)
+        unclosed = opening is not None and opening.search(text, end) is not None
+    if unclosed or (end == 0 and at_start is not None and at_start.match(text)):
         return None
-    if end == 0 and at_start is not None and at_start.match(text):
-        return None
-    return region
+    return text[end:]
 
 
 # --- the region's text -------------------------------------------------------------------------
@@ -114,10 +122,13 @@ HAS_ANSWER_RE = re.compile(r"\\(?:boxed|fbox)|####|\b(?:final\s+)?answer\b\s*(?:
 
 def full_width_to_ascii(text: str) -> str:
     """Full-width letters, digits and punctuation as ASCII; the CJK comma and period as ", " and "."."""
-    return text.translate(FULL_WIDTH)
+    return text if text.isascii() else text.translate(FULL_WIDTH)
 
 
 def _strip_code(text: str) -> str:
+    if "```" not in text:
+        return text
+
     def replace(match: re.Match) -> str:
         label, body = match.group(1).lower(), match.group(2)
         if label in OUTPUT_LABELS or (not label and not CODE_LINE_RE.search(body)):
@@ -130,7 +141,7 @@ def _strip_code(text: str) -> str:
 def cut_run_on(text: str) -> str:
     """`text` up to the first invented next question that follows an answer (see the module
     docstring), and up to an end-of-turn token (`<|im_end|>`, `</s>`, ...) wherever it is."""
-    if end := END_OF_TURN_RE.search(text):
+    if ("<|" in text or "</s>" in text) and (end := END_OF_TURN_RE.search(text)):
         text = text[: end.start()]
     for match in RUN_ON_RE.finditer(text):
         if HAS_ANSWER_RE.search(text, 0, match.start()):
@@ -141,7 +152,7 @@ def cut_run_on(text: str) -> str:
 def answer_text(region: str) -> str:
     """The part of a region the answer is read from: the last `<answer>` span if any, full-width
     forms as ASCII, code blocks left out (output blocks kept as text), a few-shot run-on cut."""
-    spans = ANSWER_TAG_RE.findall(region)
+    spans = ANSWER_TAG_RE.findall(region) if ("nswer>" in region or "NSWER>" in region) else None
     if spans:
         region = spans[-1][1]
     return cut_run_on(_strip_code(full_width_to_ascii(region)))
