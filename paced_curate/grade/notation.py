@@ -126,7 +126,7 @@ def repeating_to_fraction(text: str) -> str:
 
 
 ALL_REALS_RE = re.compile(
-    r"^(?:\\text\{)?\s*(?:all\s+real\s+(?:numbers|values)(?:\s+of\s+x)?|all\s+reals|(?:the\s+set\s+of\s+)?real\s+numbers|every\s+real\s+number)\s*\}?$",
+    r"^(?:\\text\{)?\s*(?:all\s+real\s+(?:numbers|values)(?:\s+of\s+[a-z])?|all\s+reals|all\s+real\s+[a-z]|(?:the\s+set\s+of\s+)?real\s+numbers|every\s+real\s+number)\s*\}?$",
     re.IGNORECASE,
 )
 EMPTY_RE = re.compile(r"^(?:\\varnothing|\\emptyset|\\\{\s*\\\}|\{\s*\}|\\text\{\s*(?:no\s+solutions?|none|empty\s+set)\s*\})$", re.IGNORECASE)
@@ -150,6 +150,7 @@ FLIP = dict(zip(LESS, GREATER)) | dict(zip(GREATER, LESS))
 RELATION = r"(<|>|\\lt|\\gt|\\leqslant|\\geqslant|\\leq|\\geq|\\le|\\ge)"
 BETWEEN_RE = re.compile(rf"^({NUMBER})\s*{RELATION}\s*([a-z])\s*{RELATION}\s*({NUMBER})$")
 ONE_SIDE_RE = re.compile(rf"^([a-z])\s*{RELATION}\s*({NUMBER})$|^({NUMBER})\s*{RELATION}\s*([a-z])$")
+AND_RE = re.compile(r"\s*(?:\\text\{\s*and\s*\}|\band\b|\\land|\\wedge)\s*")
 NOT_EQUAL_RE = re.compile(rf"^([a-z])\s*(?:\\neq?|!=)\s*({NUMBER})$")
 OR_RE = re.compile(r"\s*(?:\\text\{\s*or\s*\}|\bor\b|\\lor|\\vee|\\cup|,|;)\s*")
 
@@ -183,6 +184,12 @@ def inequality_to_interval(text: str) -> str | None:
     """
     text = unicode_to_latex(text).replace("\\left", "").replace("\\right", "").strip().strip("$").rstrip(".")
     text = re.sub(r"\\(?:[,;!]|quad|qquad)", " ", text)
+    both = AND_RE.split(text)
+    if len(both) == 2 and (first := _one(both[0])) and (second := _one(both[1])):
+        lower = next((ends for ends in (first, second) if ends[1].endswith("\\infty)")), None)
+        upper = next((ends for ends in (first, second) if ends[0].startswith("(-\\infty")), None)
+        if lower is not None and upper is not None and lower is not upper:
+            return f"{lower[0]}, {upper[1]}"
     if match := NOT_EQUAL_RE.match(text):
         return f"(-\\infty, {match.group(2)}) \\cup ({match.group(2)}, \\infty)"
     parts = [part for part in OR_RE.split(text) if part.strip()]
@@ -237,4 +244,4 @@ def math_text(content: str) -> str:
     words = unwrap(text)
     if re.fullmatch(r"[A-Za-z][A-Za-z \-]*", words) and (value := number_word_value(words)) is not None:
         return str(int(value))
-    return named_set(text) or text
+    return named_set(text) or named_set(words) or text

@@ -202,19 +202,17 @@ def read_quantity(text: str) -> Quantity | None:
 
 
 def quantities_equal(answer: Quantity, gold: Quantity, tolerance: float) -> bool:
-    """Equal within `tolerance` (absolute or relative); a percentage on one side also matches the
-    other side's value divided by 100 (`25\\%` and 0.25), as math-verify does."""
+    """Equal within `tolerance` (absolute or relative). A percentage on one side matches the other
+    side's value times 100 (`25\\%` and 0.25); it matches the bare number (`25\\%` and 25) only when
+    that number is at least 1, since "0.25\\%" is not 0.25."""
 
     def close(a: float, b: float) -> bool:
         return math.isclose(a, b, rel_tol=tolerance, abs_tol=tolerance)
 
-    if close(answer.value, gold.value):
-        return True
-    if answer.percent and not gold.percent:
-        return close(answer.value / 100, gold.value)
-    if gold.percent and not answer.percent:
-        return close(answer.value, gold.value / 100)
-    return False
+    if answer.percent == gold.percent:
+        return close(answer.value, gold.value)
+    percent, plain = (answer, gold) if answer.percent else (gold, answer)
+    return close(percent.value / 100, plain.value) or (abs(plain.value) >= 1 and close(percent.value, plain.value))
 
 
 NUMBER_TOKEN_RE = re.compile(
@@ -251,6 +249,7 @@ NAMED_TIMES = {"noon": "12:00 pm", "midday": "12:00 pm", "midnight": "12:00 am"}
 def _clock_text(text: str) -> str:
     text = unwrap(text.strip()).strip().rstrip(".").strip()
     text = re.sub(r"\{:\}|\\colon", ":", text)
+    text = re.sub(r"\\[,;! ]|~", " ", text).strip()
     text = re.sub(r"\s*(?:\\[!,;: ])*\s*:\s*(?:\\[!,;: ])*\s*", ":", text)
     return NAMED_TIMES.get(text.lower(), text)
 

@@ -164,7 +164,9 @@ def answer_text(region: str) -> str:
 SIDE_REMARK_RE = re.compile(
     r"(?:,|;|\s+[-\u2013\u2014]+)\s*(?:which|that|who)\s+(?:is|was|are|were)\b"
     r"|,\s*(?:(?:since|because|as|compared|whereas|while|although|though|but|not|rather\s+than|instead\s+of|so\s+that)\b|i\.e\.|e\.g\.)"
-    r"|\s*\((?:(?:which|since|because|as|compared|not|note)\b|i\.e\.|e\.g\.)",
+    r"|\s*\((?:(?:which|since|because|as|compared|not|note)\b|i\.e\.|e\.g\.)"
+    # A comparison after the answer: "24 marbles, 6 more than before", "30 (6 fewer than Tom)", "30 - 6 less".
+    r"|(?:,|;|\s+[-\u2013\u2014]+|\s*\()\s*(?=[-+]?\d+(?:\.\d+)?\s*(?:%\s*)?(?:\w+\s+)?(?:more|fewer|less|greater|higher|lower|times|larger|smaller)\b)",
     re.IGNORECASE,
 )
 
