@@ -64,7 +64,7 @@ def grade_command(
 ) -> None:
     """Give every sample a verdict (math-verify by default) with a hard timeout per sample.
 
-    Example: paced grade rollouts/ -o graded/ --grader math --workers 4 --timeout 5 --judge http://127.0.0.1:8000/v1 --judge-model xVerify-0.5B-I
+    Example: paced grade rollouts/ -o graded/ --grader math --workers 4 --timeout 5 --judge http://127.0.0.1:8000/v1 --judge-model verifier
     """
     from paced_curate.grade import GradeConfig, run_grade
     from paced_curate.grade.summary import render_grade_summary

@@ -13,7 +13,7 @@ connection error, a timeout, HTTP 5xx or 429 after retries) keeps the rule verdi
 counted, and after `MAX_FAILURES_IN_A_ROW` failures in a row the judge is no longer asked in
 this run (each remaining row is counted as failed, with that reason).
 
-    judge = Judge(JudgeSettings(url="http://127.0.0.1:8000/v1", model="xVerify-0.5B-I"))
+    judge = Judge(JudgeSettings(url="http://127.0.0.1:8000/v1", model="verifier"))
     judge.ask([JudgeItem(question="...", answer="2:15", response="...", gold="2:15 PM")])
     # [('correct', 'Correct')]
 
