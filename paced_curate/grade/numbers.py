@@ -24,7 +24,7 @@ PLAIN_RE = re.compile(rf"^{PLAIN}$")
 FRACTION_RE = re.compile(rf"^([-+]?)\\frac\{{\s*({PLAIN})\s*\}}\{{\s*({PLAIN})\s*\}}$")
 SLASH_RE = re.compile(rf"^({PLAIN})\s*/\s*({PLAIN})$")
 MIXED_RE = re.compile(rf"^([-+]?)(\d+)\s*(?:\\frac\{{\s*(\d+)\s*\}}\{{\s*(\d+)\s*\}}|\s(\d+)\s*/\s*(\d+))$")
-POWER_RE = re.compile(rf"^(?:({PLAIN})\s*(?:\\times|\\cdot|×|·)\s*)?10\s*\^\s*(?:\{{\s*([-+]?\d+)\s*\}}|([-+]?\d))$")
+POWER_RE = re.compile(rf"^(?:({PLAIN})\s*(?:\\times|\\cdot|\u00d7|\u00b7)\s*)?10\s*\^\s*(?:\{{\s*([-+]?\d+)\s*\}}|([-+]?\d))$")
 # Thousands separators between digits: {,}  \,  \!  ,\! (MATH)  \ (a space)  ~  and thin / no-break spaces.
 GROUP_SEPARATOR_RE = re.compile(r"(?<=\d)(?:,\\!|\{,\}\\!|\{,\}|\\[,!; ]|~|[\u2009\u202f\u00a0 ])(?=\d{3}(?!\d))")
 UNITS = (
@@ -34,7 +34,7 @@ UNITS = (
 UNIT_TAIL_RE = re.compile(
     r"(?:\s|~|\\[,;:! ])*"
     r"(?:\\(?:text|textrm|textnormal|mathrm|mbox|operatorname)\s*\{[^{}\d]*\}(?:\s*\^\s*\{?\d\}?)?"
-    r"|\^\s*\{?\s*\\circ\s*\}?|°|\\circ|\\%|%|\\\$"
+    r"|\^\s*\{?\s*\\circ\s*\}?|\u00b0|\\circ|\\%|%|\\\$"
     rf"|(?<=[\d\s}},;:!~])(?:{UNITS})\.?(?:\s*\^\s*\{{?\d\}}?)?"
     r"|(?<=[\s,;:!~])[A-Za-z]{2,}\.?"
     # Units or a copula in Chinese, Japanese or Korean: "42\u5143", "42\uc785\ub2c8\ub2e4".

@@ -175,7 +175,7 @@ SIDE_REMARK_RE = re.compile(
 # words are a remark ("8, weil 2 mal 4 acht ist"). A list ("3, 5", "19, 46, and 82") is not cut.
 VALUE_THEN_WORDS_RE = re.compile(
     r"^(\s*(?:[-+]?[$\\]*\d[\d.]*(?:\\?%)?|\(?[A-Za-z]\)?|\$[^$]+\$))\s*,\s+"
-    r"(?!(?:and|or|und|oder|et|ou|y|o|e|и|или)\b)(?=[^\W\d_]{2,})"
+    r"(?!(?:and|or|und|oder|et|ou|y|o|e|\u0438|\u0438\u043b\u0438)\b)(?=[^\W\d_]{2,})"
 )
 
 
