@@ -8,7 +8,8 @@ import pytest
 
 from paced_curate.errors import ConfigError
 from paced_curate.grade.answers import answer_phrase, answer_region, choice_letter, find_last_box, parse_number, parse_reasoning_tags
-from paced_curate.grade.graders import BUILTIN, load_grader, make_grader, reduce_completion, same_answer
+from paced_curate.grade.equivalence import same_answer
+from paced_curate.grade.graders import BUILTIN, load_grader, make_grader, reduce_completion
 
 MODES = {"default": {}, "boxed": {"answer_format": "boxed"}, "no tags": {"reasoning_tags": ()}}
 SPECS = {(mode, name): load_grader(name, **settings) for mode, settings in MODES.items() for name in BUILTIN}

@@ -6,7 +6,7 @@ as the answer (text after the reasoning trace, the LAST box, answer phrases, the
 `--answer-format boxed`) is in answers.py and regions.py; the parent cuts it out cheaply
 (`reduce_completion`) and grades each distinct (answer, gold) pair once. Besides grading, a
 spec can check that a gold is readable (`task="gold"`, golds.py) or read the completion with
-math-verify alone (`task="independent"`, the default audit). `same_answer` (equivalence.py) is
+math-verify alone (`task="independent"`, the default audit). `equivalence.same_answer` is
 each grader's own equivalence between two extracted answers, which maj@K votes with.
 
     spec = load_grader("math")
@@ -326,10 +326,3 @@ def warm_up(spec: GraderSpec) -> None:
     """Compile math-verify's regexes before the first timed task (about 0.2 s once per process)."""
     if spec.name in ("math", "numeric") or spec.task == "independent":
         grade_math("\\boxed{1}", "1")
-
-
-def same_answer(name: str, tolerance: float = DEFAULT_TOLERANCE) -> Callable[[str, str], bool]:
-    """The grader's own equivalence between two extracted answers (see equivalence.py)."""
-    from paced_curate.grade.equivalence import same_answer as same
-
-    return same(name, tolerance)

@@ -10,7 +10,7 @@ out of every mean and counted as `unscored_problems`.
   with n >= K. Problems with fewer scored samples (timeouts excluded, say) are left out of every
   pass@k and counted (`pass_at_k_left_out`), never dropped for some k only.
 - maj@K: per problem, votes on answers grouped by the grader's own equivalence (math-verify for
-  `math`, so `\\frac{1}{2}`, `0.5` and `1/2` are one answer; see `graders.same_answer`); correct
+  `math`, so `\\frac{1}{2}`, `0.5` and `1/2` are one answer; see `equivalence.same_answer`); correct
   samples all vote for the gold's answer. The problem is solved when the gold's group has the
   most votes. Tie rule: the group whose earliest vote has the lowest sample_index wins. A
   problem without any vote counts as not solved. See `majority_solved`.
@@ -30,7 +30,8 @@ import pyarrow as pa
 from rich.markup import escape
 
 from paced_curate.errors import ConfigError
-from paced_curate.grade.graders import DEFAULT_TOLERANCE, same_answer
+from paced_curate.grade.equivalence import same_answer
+from paced_curate.grade.graders import DEFAULT_TOLERANCE
 from paced_curate.report import key_value_table, rows_table, show
 from paced_curate.schema import VERDICTS, read_metadata
 
@@ -82,7 +83,7 @@ def majority_solved(samples: list[Sample], same: Callable[[str, str], bool]) -> 
     Votes: every scored sample graded correct votes for the gold's answer (they are all equal to
     it, by the grader); every scored sample graded incorrect with an extracted answer votes for
     that answer; no_answer and unscored samples cast no vote. Incorrect answers are grouped by
-    the grader's own equivalence `same` (`graders.same_answer`): each answer, in sample_index
+    the grader's own equivalence `same` (`equivalence.same_answer`): each answer, in sample_index
     order, joins the first group whose first answer it equals, else starts a group. The group
     with the most votes wins; a tie goes to the group whose earliest vote has the lowest
     sample_index. Grouping is skipped when it cannot change the winner.
