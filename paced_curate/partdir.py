@@ -85,6 +85,22 @@ def command_line() -> list[str]:
     return ["paced", *sys.argv[1:]]
 
 
+def run_provenance(settings: dict, inputs: dict[str, dict]) -> dict:
+    """The provenance every stage output records (in a part's, a file's or a stream's schema metadata).
+
+    Returns:
+        {"settings", "settings_hash", "inputs", "versions", "command"}; stages add their own
+        entries (the prompt record, a summary).
+    """
+    return {
+        "settings": settings,
+        "settings_hash": settings_hash(settings),
+        "inputs": inputs,
+        "versions": package_versions(),
+        "command": command_line(),
+    }
+
+
 def _owned(path: Path) -> bool:
     """Whether a directory entry is one paced writes (so `--overwrite` may delete it)."""
     name = path.name

@@ -39,7 +39,7 @@ from paced_curate.grade.judge import JUDGED, Judge, JudgeItem, JudgeSettings, lo
 from paced_curate.grade.summary import grade_summary
 from paced_curate.grade.pool import GradingPool
 from paced_curate.io import STDIO, claim_stdout, input_digest, write_table
-from paced_curate.partdir import PartDirectory, package_versions
+from paced_curate.partdir import PartDirectory, run_provenance
 from paced_curate.report import StageProgress, say
 from paced_curate.samples import SampleFields, read_generations
 from paced_curate.rollout.prompt_record import KEY as PROMPT_KEY
@@ -473,7 +473,8 @@ def _grade_into_output(config: GradeConfig, layout: PoolLayout, pool: GradingPoo
     tasks = len(grader.cache)
     timeouts, deaths = pool.timeouts, pool.deaths  # grading's own, before the audit uses the pool
     if out is None:
-        provenance = {"settings": settings, "inputs": inputs, "versions": package_versions()}
+        # The same provenance a part file records, in the stream's schema metadata (#26).
+        provenance = run_provenance(settings, inputs)
         if record is not None:
             provenance[PROMPT_KEY] = record
         write_table(graded, STDIO, GRADES, provenance)

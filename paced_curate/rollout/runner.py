@@ -19,8 +19,8 @@ from pathlib import Path
 import pyarrow as pa
 
 from paced_curate.errors import InputError
-from paced_curate.io import SHARD_NAME, STDIO, claim_stdout, input_digest
-from paced_curate.partdir import PartDirectory
+from paced_curate.io import SHARD_NAME, STDIO, ArrowStdout, input_digest
+from paced_curate.partdir import PartDirectory, run_provenance
 from paced_curate.problems import read_problems
 from paced_curate.report import StageProgress, say
 from paced_curate.rollout.config import RolloutConfig, check_model
@@ -272,22 +272,23 @@ class _MemorySink:
 
 
 class _StreamSink:
-    """An Arrow IPC stream on stdout, one record batch per part (no resume)."""
+    """An Arrow IPC stream on stdout, one record batch per part (no resume).
+
+    The stream's schema metadata carries the same provenance as a part file's (settings,
+    inputs, versions, command and the prompt record), so the next stage reads it as from a file.
+    """
 
     def __init__(self, config: RolloutConfig) -> None:
         self.name = "stdout"
-        self.provenance = {"settings": config.settings()}
-        self.writer = None
+        inputs = {"problems": {"path": config.problems, "sha256": input_digest(config.problems)}}
+        self.provenance = run_provenance(config.settings(), inputs)
+        self.stream = ArrowStdout()
 
     def done_ids(self) -> set[str]:
         return set()
 
     def write(self, table: pa.Table) -> None:
-        table = table.replace_schema_metadata(stage_metadata(ROLLOUTS.stage, self.provenance))
-        if self.writer is None:
-            self.writer = pa.ipc.new_stream(claim_stdout(), table.schema)
-        self.writer.write_table(table)
+        self.stream.write(table.replace_schema_metadata(stage_metadata(ROLLOUTS.stage, self.provenance)))
 
     def finish(self, result: RolloutResult) -> None:
-        if self.writer is not None:
-            self.writer.close()
+        self.stream.close(ROLLOUTS.schema.with_metadata(stage_metadata(ROLLOUTS.stage, self.provenance)))

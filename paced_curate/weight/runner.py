@@ -24,12 +24,23 @@ import pyarrow as pa
 
 from paced_curate import __version__
 from paced_curate.errors import ConfigError, InputError, SchemaError
-from paced_curate.io import STDIO, complete_shards, input_digest, part_files, read_manifest, read_parquet_schema, read_table, shard_dirs, write_table
+from paced_curate.io import (
+    STDIO,
+    complete_shards,
+    input_digest,
+    part_files,
+    read_manifest,
+    read_parquet_schema,
+    read_table,
+    shard_dirs,
+    stdin_schema,
+    write_table,
+)
 from paced_curate.partdir import command_line, package_versions
 from paced_curate.problems import parquet_folder_files
 from paced_curate.samples import paced_stage, read_verdicts, repeated_sample_error
 from paced_curate.rollout.prompt_record import KEY as PROMPT_KEY
-from paced_curate.rollout.prompt_record import inherited_prompt_record
+from paced_curate.rollout.prompt_record import inherited_prompt_record, schema_record
 from paced_curate.schema import GRADES, VERDICTS, WEIGHTS, check_schema, stage_metadata
 from paced_curate.weight.estimators import ESTIMATORS, BetaPrior, band_probability, bayes_weight, estimate, fit_beta_prior
 from paced_curate.weight.kernels import (
@@ -230,8 +241,8 @@ def run_weight(config: WeightConfig) -> WeightResult:
         "command": command_line(),
         "paced_version": __version__,
     }
-    # The student's prompt format, from the graded input, for the export (#14); not known from a pipe.
-    record = None if config.graded == STDIO else inherited_prompt_record(config.graded)
+    # The student's prompt format, from the graded input (a pipe's schema metadata), for the export (#14, #26).
+    record = schema_record(stdin_schema()) if config.graded == STDIO else inherited_prompt_record(config.graded)
     if record is not None:
         provenance[PROMPT_KEY] = record
     table = table.replace_schema_metadata(stage_metadata(WEIGHTS.stage, provenance))
