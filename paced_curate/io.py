@@ -163,10 +163,16 @@ def file_sha256(path: str | Path) -> str:
 
 
 def input_digest(path: str) -> str | None:
-    """A content hash of an input file or directory (sorted files), or None for stdin."""
+    """A content hash of an input file or directory (sorted files), or None for stdin.
+
+    Raises:
+        InputError: the path does not exist (the readers' message).
+    """
     if path == STDIO:
         return None
     target = Path(path)
+    if not target.exists():
+        raise InputError(f"{path}: no such file or directory")
     if target.is_file():
         return file_sha256(target)
     digest = hashlib.sha256()
@@ -349,12 +355,23 @@ def read_parquet(path: str | Path, columns: list[str] | None = None) -> pa.Table
             is a Parquet file cut off mid-write.
     """
     path = _existing_parquet(path)
+    if columns:
+        # A missing column is not a damaged file: say which (pyarrow's message would blame the file).
+        names = read_parquet_schema(path).names
+        missing = [name for name in columns if name not in names]
+        if missing:
+            raise InputError(f"{path}: has no column {missing[0]!r} (columns: {', '.join(names)})")
     try:
         return pq.read_table(path, columns=columns)
     except pa.ArrowInvalid as error:
-        raise InputError(f"{path}: not a readable Parquet file (cut off mid-write?): {error}") from None
+        raise InputError(f"{path}: not a readable Parquet file (cut off mid-write?): {_one_line(error)}") from None
     except (OSError, pa.ArrowException) as error:
-        raise InputError(f"{path}: cannot read Parquet: {error}") from None
+        raise InputError(f"{path}: cannot read Parquet: {_one_line(error)}") from None
+
+
+def _one_line(error: Exception) -> str:
+    """pyarrow's messages span lines (a schema dump); errors are one line."""
+    return " ".join(str(error).split())
 
 
 def read_parquet_schema(path: str | Path) -> pa.Schema:
@@ -363,7 +380,7 @@ def read_parquet_schema(path: str | Path) -> pa.Schema:
     try:
         return pq.read_schema(path)
     except (OSError, pa.ArrowException) as error:
-        raise InputError(f"{path}: not a readable Parquet file (cut off mid-write?): {error}") from None
+        raise InputError(f"{path}: not a readable Parquet file (cut off mid-write?): {_one_line(error)}") from None
 
 
 def _existing_parquet(path: str | Path) -> Path:

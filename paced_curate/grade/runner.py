@@ -39,7 +39,7 @@ from paced_curate.grade.judge import JUDGED, Judge, JudgeItem, JudgeSettings, lo
 from paced_curate.grade.summary import grade_summary
 from paced_curate.grade.pool import GradingPool
 from paced_curate.io import STDIO, claim_stdout, input_digest, write_table
-from paced_curate.partdir import PartDirectory, run_provenance
+from paced_curate.partdir import PartDirectory, package_versions
 from paced_curate.report import StageProgress, say
 from paced_curate.samples import SampleFields, read_generations
 from paced_curate.rollout.prompt_record import KEY as PROMPT_KEY
@@ -414,6 +414,7 @@ def run_grade(config: GradeConfig) -> GradeResult:
         say(f"NOTE: --tolerance has no effect: it applies to the numeric grader only (grader is {config.grader})")
     if config.judge is None and config.judge_prompt is not None:
         say("NOTE: --judge-prompt has no effect without --judge")
+    out = _open_output(config)  # -o is checked before any work (#26)
     if config.output == STDIO:
         claim_stdout()  # before the pool starts, so no worker inherits the data stream
     layout = PoolLayout.build(specs)
@@ -425,23 +426,33 @@ def run_grade(config: GradeConfig) -> GradeResult:
 
         pool = ray_grading_pool(config.ray, layout.specs, timeout=config.timeout)
     with pool as pool:
-        return _grade_into_output(config, layout, pool)
+        return _grade_into_output(config, layout, pool, out)
 
 
-def _grade_into_output(config: GradeConfig, layout: PoolLayout, pool: GradingPool) -> GradeResult:
+def _inputs(config: GradeConfig) -> dict[str, dict]:
+    inputs = {"rollouts": {"path": config.rollouts, "sha256": input_digest(config.rollouts)}}
+    if config.fields.problems is not None:
+        inputs["problems"] = {"path": config.fields.problems, "sha256": input_digest(config.fields.problems)}
+    return inputs
+
+
+def _open_output(config: GradeConfig) -> PartDirectory | None:
+    """The resumable output (None for stdout)."""
+    if config.output == STDIO:
+        return None
+    return PartDirectory.open(config.output, spec=GRADES, settings=config.settings(), inputs=_inputs(config), overwrite=config.overwrite)
+
+
+def _grade_into_output(config: GradeConfig, layout: PoolLayout, pool: GradingPool, out: PartDirectory | None) -> GradeResult:
     specs = layout.specs[: layout.num_graders]
     table = read_generations(config.rollouts, config.fields)
     check_golds(table, layout, pool, "stdin" if config.rollouts == STDIO else config.rollouts)
     settings = config.settings()
-    inputs = {"rollouts": {"path": config.rollouts, "sha256": input_digest(config.rollouts)}}
-    if config.fields.problems is not None:
-        inputs["problems"] = {"path": config.fields.problems, "sha256": input_digest(config.fields.problems)}
+    inputs = _inputs(config) if out is None else out.provenance["inputs"]
     # Carried on to weight and export, which rebuild the student's prompts from it (#14).
     record = schema_record(table.schema) or (None if config.rollouts == STDIO else inherited_prompt_record(config.rollouts))
-    out = None
     resumed = 0
-    if config.output != STDIO:
-        out = PartDirectory.open(config.output, spec=GRADES, settings=settings, inputs=inputs, overwrite=config.overwrite)
+    if out is not None:
         if record is not None:
             out.provenance[PROMPT_KEY] = record
         done = out.read_done(["problem_id", "sample_index"])
@@ -473,8 +484,7 @@ def _grade_into_output(config: GradeConfig, layout: PoolLayout, pool: GradingPoo
     tasks = len(grader.cache)
     timeouts, deaths = pool.timeouts, pool.deaths  # grading's own, before the audit uses the pool
     if out is None:
-        # The same provenance a part file records, in the stream's schema metadata (#26).
-        provenance = run_provenance(settings, inputs)
+        provenance = {"settings": settings, "inputs": inputs, "versions": package_versions()}
         if record is not None:
             provenance[PROMPT_KEY] = record
         write_table(graded, STDIO, GRADES, provenance)

@@ -84,12 +84,12 @@ def run_with(config: RolloutConfig, generate, *, shard: bool) -> RolloutResult:
         shard: apply `--shard I/N` (the Ray path takes every problem).
     """
     check_model(config)
+    sink = _open_sink(config)  # checks -o before any work (#26)
     problems = read_problems(config.problems, config.fields)
     if shard and config.shard:
         problems = problems.take(list(range(config.shard_index, problems.num_rows, config.shard_count)))
     passthrough = _passthrough(problems, config.problems)
     ids = problems.column("problem_id").to_pylist()
-    sink = _open_sink(config)
     done = sink.done_ids()
     todo = [index for index, problem_id in enumerate(ids) if problem_id not in done]
     if done:
@@ -247,7 +247,10 @@ class _DirectorySink:
             "base_url", "tokenizer", "concurrency", "request_timeout", "max_retries",
         )
         extra = {"engine_options": {name: getattr(config, name) for name in options}}
-        self.out = PartDirectory.open(directory, spec=ROLLOUTS, settings=config.settings(), inputs=inputs, overwrite=config.overwrite, extra=extra)
+        model = {"model": config.model} if config.engine != "openai" else {}
+        self.out = PartDirectory.open(
+            directory, spec=ROLLOUTS, settings=config.settings(), inputs=inputs, overwrite=config.overwrite, extra=extra, also_reads=model
+        )
         self.provenance = self.out.provenance  # written into every part's metadata
 
     def done_ids(self) -> set[str]:
