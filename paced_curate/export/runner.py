@@ -122,7 +122,7 @@ def run_export(config: ExportConfig) -> ExportResult:
     order = split_and_shuffle(problem_ids, config.seed, config.val_fraction)
     plan = _plan_rows(rows, problem_ids, order, config)
     settings = config.settings()
-    provenance = {"format": config.format, "weighting": weighting, "settings_hash": settings_hash(settings)}
+    provenance = {"format": config.format, "weights_as": config.weights_as, "weighting": weighting, "settings_hash": settings_hash(settings)}
     if record is not None:
         provenance[PROMPT_KEY] = record
     metadata = stage_metadata("export", provenance)
