@@ -38,8 +38,8 @@ from paced_curate.grade.graders import DEFAULT_TOLERANCE, GRADED_VERDICTS, INDEP
 from paced_curate.grade.judge import JUDGED, Judge, JudgeItem, JudgeSettings, load_prompt
 from paced_curate.grade.summary import grade_summary
 from paced_curate.grade.pool import GradingPool
-from paced_curate.io import STDIO, claim_stdout, input_digest, write_table
-from paced_curate.partdir import PartDirectory, package_versions
+from paced_curate.io import STDIO, ArrowStdout, claim_stdout, input_digest
+from paced_curate.partdir import PartDirectory, run_provenance
 from paced_curate.report import StageProgress, say
 from paced_curate.samples import SampleFields, read_generations
 from paced_curate.rollout.prompt_record import KEY as PROMPT_KEY
@@ -94,7 +94,7 @@ class GradeConfig:
     """any: the last box, else an "answer is" phrase, else the grader's fallback (the last number, ...);
     boxed: only the last \\boxed{} counts (no box: no_answer), for datasets that demand a boxed answer."""
     rows_per_part: int = 20000
-    """Rows per part file of a directory output."""
+    """Rows per part file of a folder output (per record batch of an Arrow stream on stdout)."""
     overwrite: bool = False
     """Delete an existing output and start afresh instead of resuming it."""
     fields: SampleFields = field(default_factory=SampleFields)
@@ -391,6 +391,27 @@ def grade_table(
     return graded.replace_schema_metadata(stage_metadata(GRADES.stage, {"settings": config.settings()}))
 
 
+def _grade_to_stdout(
+    table: pa.Table, grader: _SliceGrader, advance: Callable[[int], None], rows_per_part: int, provenance: dict, record: dict | None
+) -> pa.Table:
+    """Grade `table` into an Arrow stream on stdout, a record batch per `rows_per_part` rows as they are graded.
+
+    The stream's schema metadata holds the provenance a part file records, the prompt record
+    included (#26). Returns the whole grades table (for the summary).
+    """
+    if record is not None:
+        provenance = provenance | {PROMPT_KEY: record}
+    metadata = stage_metadata(GRADES.stage, provenance)
+    stream = ArrowStdout()
+    parts = []
+    for offset in range(0, max(table.num_rows, 1), rows_per_part):  # an empty input: one empty batch
+        part = grader.grade(table.slice(offset, rows_per_part), advance)
+        stream.write(part.replace_schema_metadata(metadata))
+        parts.append(part)
+    stream.close()
+    return pa.concat_tables(parts)
+
+
 def _check_prefix(done: pa.Table, table: pa.Table, output: str) -> None:
     """A resumed output must hold the first rows of this input, in order."""
     if done.num_rows > table.num_rows:
@@ -471,7 +492,7 @@ def _grade_into_output(config: GradeConfig, layout: PoolLayout, pool: GradingPoo
                 progress.advance(count, samples=count)
 
             if out is None:
-                graded = grader.grade(table, advance)
+                graded = _grade_to_stdout(table, grader, advance, config.rows_per_part, run_provenance(settings, inputs), record)
             else:
                 for offset in range(resumed, table.num_rows, config.rows_per_part):
                     out.write_part(grader.grade(table.slice(offset, config.rows_per_part), advance))
@@ -484,10 +505,6 @@ def _grade_into_output(config: GradeConfig, layout: PoolLayout, pool: GradingPoo
     tasks = len(grader.cache)
     timeouts, deaths = pool.timeouts, pool.deaths  # grading's own, before the audit uses the pool
     if out is None:
-        provenance = {"settings": settings, "inputs": inputs, "versions": package_versions()}
-        if record is not None:
-            provenance[PROMPT_KEY] = record
-        write_table(graded, STDIO, GRADES, provenance)
         summary = grade_summary(graded)
     else:
         columns = SUMMARY_COLUMNS + (["audit_verdict"] if config.audit_grader else []) + (JUDGE_COLUMNS if judge else [])
