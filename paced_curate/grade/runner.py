@@ -38,8 +38,9 @@ from paced_curate.grade.graders import DEFAULT_TOLERANCE, GRADED_VERDICTS, INDEP
 from paced_curate.grade.judge import JUDGED, Judge, JudgeItem, JudgeSettings, load_prompt
 from paced_curate.grade.summary import grade_summary
 from paced_curate.grade.pool import GradingPool
-from paced_curate.io import STDIO, ArrowStdout, claim_stdout, input_digest
+from paced_curate.io import STDIO, input_digest
 from paced_curate.partdir import PartDirectory, run_provenance
+from paced_curate.pipes import ArrowStdout, claim_stdout
 from paced_curate.report import StageProgress, say
 from paced_curate.samples import SampleFields, read_generations
 from paced_curate.rollout.prompt_record import KEY as PROMPT_KEY

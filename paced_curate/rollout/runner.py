@@ -19,8 +19,9 @@ from pathlib import Path
 import pyarrow as pa
 
 from paced_curate.errors import InputError
-from paced_curate.io import SHARD_NAME, STDIO, ArrowStdout, input_digest
+from paced_curate.io import SHARD_NAME, STDIO, input_digest
 from paced_curate.partdir import PartDirectory, run_provenance
+from paced_curate.pipes import ArrowStdout
 from paced_curate.problems import read_problems
 from paced_curate.report import StageProgress, say
 from paced_curate.rollout.config import RolloutConfig, check_model

@@ -33,10 +33,10 @@ from paced_curate.io import (
     read_parquet_schema,
     read_table,
     shard_dirs,
-    stdin_schema,
     write_table,
 )
 from paced_curate.partdir import claim_output, command_line, package_versions
+from paced_curate.pipes import stdin_schema
 from paced_curate.problems import parquet_folder_files
 from paced_curate.samples import paced_stage, read_verdicts, repeated_sample_error
 from paced_curate.rollout.prompt_record import KEY as PROMPT_KEY
