@@ -112,6 +112,10 @@ RUN_FOLDERS: dict[str, tuple[str, ...]] = {
 }
 """What the commands that write a run folder put in it, their marker file first; --overwrite deletes only these."""
 
+RUN_SIGNS: dict[str, tuple[str, ...]] = {"estimate": (ESTIMATE_STATE, "rounds"), "distill": ("run.json", "checkpoints", "metrics.jsonl")}
+"""Entries that only that command writes: a folder of its own entries holding one of these is its run,
+even before the marker file is written (a crash during the first round or checkpoint)."""
+
 EXPORT_ENTRIES = ("train", "val", MANIFEST, "README.md")
 """What an export folder holds (the manifest and card only in an export written by an older paced)."""
 
@@ -257,13 +261,17 @@ def _found_at(path: Path, single: bool) -> _Found:
         return _Found(None, present=False)
     for kind, owned in RUN_FOLDERS.items():
         marker = path / owned[0]
+        state = None
         if marker.is_file():
             try:
                 state = json.loads(marker.read_text())
             except (json.JSONDecodeError, UnicodeDecodeError):
                 state = None
-            if isinstance(state, dict) and state.get("stage", kind) == kind:
-                return _Found(kind, state, next((e for e in entries if e not in owned), None))
+        foreign = next((e for e in entries if e not in owned), None)
+        if isinstance(state, dict) and state.get("stage", kind) == kind:
+            return _Found(kind, state, foreign)
+        if foreign is None and any(e in RUN_SIGNS[kind] for e in entries):
+            return _Found(kind, {})
     state = read_manifest(path)
     first = _first_part(path, entries)
     if state is None and first is not None:

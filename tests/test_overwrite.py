@@ -327,3 +327,14 @@ def _rows(out: Path, command: Command) -> list:
         return pq.read_table(out if out.is_file() else out / "train").to_pylist()
     spec = {"rollouts": ROLLOUTS, "grades": GRADES, "weights": WEIGHTS}[command.kind]
     return read_table(str(out), spec).to_pylist()
+
+
+@pytest.mark.parametrize(("entry", "kind"), [("checkpoints", "distill"), ("rounds", "estimate")])
+def test_a_run_folder_is_known_before_its_marker_file(cli, made, tmp_path, entry, kind):
+    # A crash during the first checkpoint or round leaves the run's own folder but no run.json / estimate.json yet.
+    out = tmp_path / "run"
+    (out / entry / ".step-000001.tmp-dead").mkdir(parents=True)
+    assert_user_error(
+        cli("weight", made.graded, "-o", out, "--estimator", "bayes"),
+        f"{out}: holds a paced '{kind}' output, not 'weights'; choose another -o or pass --overwrite to replace it",
+    )
