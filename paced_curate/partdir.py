@@ -9,6 +9,11 @@ temporary files are written too (see `io.extras_dir`). A part is finished once i
 renamed into place. Reopening an output resumes it if it was made with the same settings and
 inputs, and refuses otherwise, naming what differs.
 
+`claim_output` is the rule every command applies to its `-o` before any work (#26): never an
+input, never a folder of files paced did not write, another command's output or other settings
+only with --overwrite. `PartDirectory.open` applies it; weight, estimate, export and distill
+call it themselves.
+
     out = PartDirectory.open("rollouts/", spec=ROLLOUTS, settings={...}, inputs={...})
     done = out.read_done(["problem_id"])       # rows already written, or None
     out.write_part(table)
