@@ -248,7 +248,10 @@ class _DirectorySink:
             "base_url", "tokenizer", "concurrency", "request_timeout", "max_retries",
         )
         extra = {"engine_options": {name: getattr(config, name) for name in options}}
+        # Folders it reads but does not hash: -o must not overlap them either (#26).
         model = {"model": config.model} if config.engine != "openai" else {}
+        if config.tokenizer:
+            model["tokenizer"] = config.tokenizer
         self.out = PartDirectory.open(
             directory, spec=ROLLOUTS, settings=config.settings(), inputs=inputs, overwrite=config.overwrite, extra=extra, also_reads=model
         )
