@@ -246,8 +246,9 @@ def _check_output(output: Path, config: ExportConfig) -> str:
     holding files paced did not write, another output or an export made with other settings
     only with --overwrite. The old export stays until the new one is complete (`_publish`).
     """
-    reads = {name: getattr(config, name) for name in ("problems", "weights", "references")}
-    recorded = {name: {"path": path, "sha256": input_digest(path)} for name, path in reads.items() if path is not None}
+    hashed = {name: getattr(config, name) for name in ("problems", "weights", "references")}
+    recorded = {name: {"path": path, "sha256": input_digest(path)} for name, path in hashed.items() if path is not None}
+    reads = hashed | {"eval": config.eval_problems, "tokenizer": config.tokenizer}  # read, not hashed
     claim_output(
         config.output, kind="export", inputs=reads, overwrite=config.overwrite, settings=config.settings(),
         recorded_inputs=recorded, clear=False,
