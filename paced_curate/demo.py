@@ -230,7 +230,8 @@ def weight(graded: Path, output: Path, settings: dict, show_stats: bool = False)
     """`paced weight` with `settings` (`comparison.WEIGHTINGS`: kernel, band, floor)."""
     from paced_curate.weight import WeightConfig, render_weight_statistics, run_weight
 
-    result = run_weight(WeightConfig(graded=str(graded), output=str(output), **settings))
+    # Every demo stage starts afresh in its work folder; weights too, now that they need the flag (#26).
+    result = run_weight(WeightConfig(graded=str(graded), output=str(output), overwrite=True, **settings))
     if show_stats:
         render_weight_statistics(result.statistics)
     return output

@@ -16,7 +16,7 @@ The output-folder convention (every stage follows it):
 Every file is written to a temporary name (`.<name>.tmp-<random>`, in the extras folder when
 one is given, else beside the target), flushed, fsynced and renamed into place, so a reader
 never sees half a file. `-` as an input reads an Arrow IPC stream from stdin; `-o -` writes one
-to stdout.
+to stdout (`pipes.py`).
 
     table = read_table("graded/", GRADES)          # file, part directory, shard directories or "-"
     write_table(table, "weights.parquet", WEIGHTS, provenance={...})
@@ -30,15 +30,14 @@ import json
 import os
 import re
 import secrets
-import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from paced_curate.errors import InputError
+from paced_curate.pipes import ArrowStdout, claim_stdout, read_ipc_stdin, stdin_schema, write_ipc  # noqa: F401 (the readers' entry points)
 from paced_curate.schema import TableSpec, conform, stage_metadata
 
 STDIO = "-"
@@ -163,10 +162,16 @@ def file_sha256(path: str | Path) -> str:
 
 
 def input_digest(path: str) -> str | None:
-    """A content hash of an input file or directory (sorted files), or None for stdin."""
+    """A content hash of an input file or directory (sorted files), or None for stdin.
+
+    Raises:
+        InputError: the path does not exist (the readers' message).
+    """
     if path == STDIO:
         return None
     target = Path(path)
+    if not target.exists():
+        raise InputError(f"{path}: no such file or directory")
     if target.is_file():
         return file_sha256(target)
     digest = hashlib.sha256()
@@ -174,51 +179,6 @@ def input_digest(path: str) -> str | None:
         digest.update(str(file.relative_to(target)).encode())
         digest.update(file_sha256(file).encode())
     return digest.hexdigest()
-
-
-# --- stdout as a data channel ---------------------------------------------------------------
-
-_claimed_stdout: BinaryIO | None = None
-
-
-def claim_stdout() -> BinaryIO:
-    """Return a binary stream on the real stdout and send everything else printed there to stderr.
-
-    vLLM's workers and some libraries print to stdout; in `paced ... -o - | paced ...` that
-    would corrupt the Arrow stream. So the real stdout is duplicated for the data and file
-    descriptor 1 is pointed at stderr, for this process and every child it starts.
-    """
-    global _claimed_stdout
-    if _claimed_stdout is not None:
-        return _claimed_stdout
-    try:
-        fd = sys.stdout.fileno()
-    except (AttributeError, OSError, ValueError):
-        # Not a real file descriptor (an in-process test runner): write to the buffer as is.
-        _claimed_stdout = sys.stdout.buffer
-        return _claimed_stdout
-    sys.stdout.flush()
-    data_fd = os.dup(fd)
-    os.dup2(sys.stderr.fileno(), fd)
-    _claimed_stdout = os.fdopen(data_fd, "wb")
-    return _claimed_stdout
-
-
-def write_ipc(table: pa.Table, sink: BinaryIO) -> None:
-    """Write `table` (schema metadata included) as an Arrow IPC stream."""
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    sink.flush()
-
-
-def read_ipc_stdin() -> pa.Table:
-    """Read an Arrow IPC stream from stdin."""
-    if sys.stdin is None or sys.stdin.isatty():
-        raise InputError("stdin: '-' reads an Arrow stream from a pipe, but nothing is piped in")
-    try:
-        return pa.ipc.open_stream(sys.stdin.buffer).read_all()
-    except (pa.ArrowInvalid, OSError) as error:
-        raise InputError(f"stdin: not an Arrow IPC stream (pipe in a paced '-o -' output): {error}") from None
 
 
 # --- reading stage tables -------------------------------------------------------------------
@@ -256,12 +216,23 @@ def read_parquet(path: str | Path, columns: list[str] | None = None) -> pa.Table
             is a Parquet file cut off mid-write.
     """
     path = _existing_parquet(path)
+    if columns:
+        # A missing column is not a damaged file: say which (pyarrow's message would blame the file).
+        names = read_parquet_schema(path).names
+        missing = [name for name in columns if name not in names]
+        if missing:
+            raise InputError(f"{path}: has no column {missing[0]!r} (columns: {', '.join(names)})")
     try:
         return pq.read_table(path, columns=columns)
     except pa.ArrowInvalid as error:
-        raise InputError(f"{path}: not a readable Parquet file (cut off mid-write?): {error}") from None
+        raise InputError(f"{path}: not a readable Parquet file (cut off mid-write?): {_one_line(error)}") from None
     except (OSError, pa.ArrowException) as error:
-        raise InputError(f"{path}: cannot read Parquet: {error}") from None
+        raise InputError(f"{path}: cannot read Parquet: {_one_line(error)}") from None
+
+
+def _one_line(error: Exception) -> str:
+    """pyarrow's messages span lines (a schema dump); errors are one line."""
+    return " ".join(str(error).split())
 
 
 def read_parquet_schema(path: str | Path) -> pa.Schema:
@@ -270,7 +241,7 @@ def read_parquet_schema(path: str | Path) -> pa.Schema:
     try:
         return pq.read_schema(path)
     except (OSError, pa.ArrowException) as error:
-        raise InputError(f"{path}: not a readable Parquet file (cut off mid-write?): {error}") from None
+        raise InputError(f"{path}: not a readable Parquet file (cut off mid-write?): {_one_line(error)}") from None
 
 
 def _existing_parquet(path: str | Path) -> Path:
@@ -452,7 +423,7 @@ def write_table(
     """
     table = table.replace_schema_metadata(stage_metadata(spec.stage, provenance))
     if output == STDIO:
-        write_ipc(table, claim_stdout())
+        write_ipc(table)
         return None
     path = Path(output)
     if is_file_output(path):

@@ -9,6 +9,11 @@ temporary files are written too (see `io.extras_dir`). A part is finished once i
 renamed into place. Reopening an output resumes it if it was made with the same settings and
 inputs, and refuses otherwise, naming what differs.
 
+`claim_output` is the rule every command applies to its `-o` before any work (#26): never an
+input, never a folder of files paced did not write, another command's output or other settings
+only with --overwrite. `PartDirectory.open` applies it; weight, estimate, export and distill
+call it themselves.
+
     out = PartDirectory.open("rollouts/", spec=ROLLOUTS, settings={...}, inputs={...})
     done = out.read_done(["problem_id"])       # rows already written, or None
     out.write_part(table)
@@ -33,6 +38,8 @@ from paced_curate import __version__
 from paced_curate.errors import InputError, ResumeMismatch
 from paced_curate.io import (
     COMPRESSION,
+    ESTIMATE_STATE,
+    STDIO,
     MANIFEST,
     PART_NAME,
     PART_RE,
@@ -49,6 +56,7 @@ from paced_curate.io import (
     write_manifest,
     write_parquet,
 )
+from paced_curate.report import say
 from paced_curate.schema import SCHEMA_VERSION, TableSpec, conform, read_metadata, stage_metadata
 
 VERSIONED_PACKAGES = (
@@ -85,19 +93,250 @@ def command_line() -> list[str]:
     return ["paced", *sys.argv[1:]]
 
 
-def _owned(path: Path) -> bool:
-    """Whether a directory entry is one paced writes (so `--overwrite` may delete it)."""
-    name = path.name
-    return name == MANIFEST or bool(PART_RE.match(name)) or bool(SHARD_RE.match(name)) or is_temp(name)
+def run_provenance(settings: dict, inputs: dict[str, dict]) -> dict:
+    """The provenance every stage output records (in a part's, a file's or a stream's schema metadata).
+
+    Returns:
+        {"settings", "settings_hash", "inputs", "versions", "command"}; stages add their own
+        entries (the prompt record, a summary).
+    """
+    return {
+        "settings": settings,
+        "settings_hash": settings_hash(settings),
+        "inputs": inputs,
+        "versions": package_versions(),
+        "command": command_line(),
+    }
 
 
-def clear_outputs(directory: Path) -> None:
-    """Delete what paced wrote in `directory` and its extras folder, leaving any other file alone."""
-    if directory.is_dir():
-        for entry in directory.iterdir():
-            if _owned(entry):
-                shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
-    shutil.rmtree(extras_dir(directory), ignore_errors=True)
+# --- claiming an output: the one overwrite rule of every command (#26) ----------------------
+
+RUN_FOLDERS: dict[str, tuple[str, ...]] = {
+    "estimate": (ESTIMATE_STATE, "rounds", "rollouts", "graded", "weights.parquet", "teacher_problems.parquet", "rollouts.paced", "graded.paced"),
+    "distill": ("run.json", "metrics.jsonl", "checkpoints", "final"),
+}
+"""What the commands that write a run folder put in it, their marker file first; --overwrite deletes only these."""
+
+RUN_SIGNS: dict[str, tuple[str, ...]] = {"estimate": (ESTIMATE_STATE, "rounds"), "distill": ("run.json", "checkpoints", "metrics.jsonl")}
+"""Entries that only that command writes: a folder of its own entries holding one of these is its run,
+even before the marker file is written (a crash during the first round or checkpoint)."""
+
+EXPORT_ENTRIES = ("train", "val", MANIFEST, "README.md")
+"""What an export folder holds (the manifest and card only in an export written by an older paced)."""
+
+
+@dataclass(frozen=True)
+class _Found:
+    """What is at an output path: the kind of paced output (None: none), its record, what else is there."""
+
+    kind: str | None
+    state: dict | None = None
+    foreign: str | None = None
+    """The first entry of the folder that this kind of output does not write."""
+    written: bool = True
+    """Whether any result was written (a part, a file); False after a start that failed early."""
+    present: bool = True
+    """Whether anything is there at all (False: a missing path or an empty folder)."""
+
+
+def claim_output(
+    output: str | Path,
+    *,
+    kind: str,
+    inputs: dict[str, str | None],
+    overwrite: bool,
+    settings: dict | None = None,
+    recorded_inputs: dict[str, dict] | None = None,
+    clear: bool = True,
+) -> dict | None:
+    """Check an `-o` before any work, by the rule every command follows, and clear what it replaces.
+
+    The rule, with one message per case:
+    - an output that is, lies inside or contains one of the command's inputs is refused, even
+      with --overwrite;
+    - a folder holding files paced did not write is refused, even with --overwrite (it deletes
+      only what paced wrote); a file paced did not write is replaced only with --overwrite;
+    - another command's output (another stage, export or run folder) is replaced only with
+      --overwrite;
+    - this command's own output is resumed or rewritten when its settings and inputs are the
+      same, refused when they differ (naming what changed) unless --overwrite, and started
+      afresh when the run that made it failed before writing any result.
+    A missing path, or an empty folder, is simply written (missing parents are created later).
+
+    Args:
+        output: the `-o` path ("-" for stdout: nothing to check).
+        kind: what this command writes: a stage ("rollouts", "grades", "weights", "problems"),
+            "export", or a run folder ("estimate", "distill").
+        inputs: name -> path of each input the command reads (None or "-" are skipped).
+        overwrite: --overwrite.
+        settings: this run's settings, compared with the recorded ones of an own output
+            (None: the caller compares, as estimate and distill do).
+        recorded_inputs: name -> {"path", "sha256"} of the inputs, compared with the recorded
+            hashes the same way.
+        clear: delete what --overwrite replaces now (False: the caller swaps it atomically, as
+            export does).
+
+    Returns:
+        The recorded state of this command's own output to resume or rewrite, or None to
+        start afresh.
+
+    Raises:
+        InputError: one line naming the path and the case (see above); ResumeMismatch: an own
+            output made with other settings or inputs, without --overwrite.
+    """
+    if str(output) == STDIO:
+        return None
+    path = Path(output)
+    _refuse_inputs(path, inputs)
+    single = is_file_output(path) and kind not in RUN_FOLDERS
+    if single and path.is_dir():
+        raise InputError(f"{output}: exists and is a folder; -o NAME.parquet writes one file")
+    if not single and path.exists() and not path.is_dir():
+        other = "name a .parquet file to write one file, or a new folder" if kind not in RUN_FOLDERS else "-o names a run folder"
+        raise InputError(f"{output}: exists and is a file; {other}")
+    found = _found_at(path, single)
+    if not found.present:
+        return None
+    if found.foreign is not None and (found.kind != kind or kind not in RUN_FOLDERS):
+        # A run folder may keep the user's notes beside its own files; nothing else mixes.
+        raise InputError(
+            f"{output}: holds {found.foreign!r}, which paced did not write; choose another -o "
+            "(--overwrite deletes only what paced wrote)"
+        )
+    if found.kind is None:
+        if not overwrite:
+            raise InputError(f"{output}: exists and is not a paced output; choose another -o or pass --overwrite to replace it")
+    elif found.kind != kind:
+        if not overwrite:
+            raise InputError(
+                f"{output}: holds a paced '{found.kind}' output, not '{kind}'; choose another -o or pass --overwrite to replace it"
+            )
+    elif not found.written and kind not in RUN_FOLDERS:
+        say(f"restarting {output}: the earlier attempt wrote no results")
+        _clear(path, found.kind, single)
+        return None
+    elif not overwrite:
+        if settings is not None:
+            _check_same_run(output, found.state or {}, settings, recorded_inputs or {})
+        return found.state
+    if clear:
+        _clear(path, found.kind, single)
+    return None
+
+
+def _refuse_inputs(path: Path, inputs: dict[str, str | None]) -> None:
+    """An output must not be, lie inside, or contain an input (it would replace what it reads)."""
+    out = path.resolve()
+    for name, source in inputs.items():
+        if source is None or str(source) == STDIO:
+            continue
+        where = Path(source).resolve()
+        if where == out:
+            relation = "is"
+        elif where in out.parents:
+            relation = "is inside"
+        elif out in where.parents:
+            relation = "contains"
+        else:
+            continue
+        raise InputError(f"{path}: {relation} the {name} input {source}; choose another -o (an output never replaces its inputs)")
+
+
+def _found_at(path: Path, single: bool) -> _Found:
+    """Classify what is at an output path (see `claim_output`)."""
+    if single:
+        if path.exists():
+            state = read_manifest(path)  # an export keeps its manifest beside the file
+            if state is None:
+                try:
+                    state = recorded_state(path)
+                except InputError:
+                    state = None
+            return _Found(None) if state is None else _Found(state.get("stage"), state)
+        parts_dir = extras_dir(path) / "parts"
+        state = read_manifest(path)
+        parts = list_parts(parts_dir) if parts_dir.is_dir() else []
+        if state is None and parts:
+            state = recorded_state(parts[0])
+        return _Found(None, present=False) if state is None else _Found(state.get("stage"), state, written=bool(parts))
+    if not path.is_dir():
+        return _Found(None, present=False)
+    entries = sorted(p.name for p in path.iterdir() if not is_temp(p.name))
+    if not entries:
+        return _Found(None, present=False)
+    for kind, owned in RUN_FOLDERS.items():
+        marker = path / owned[0]
+        state = None
+        if marker.is_file():
+            try:
+                state = json.loads(marker.read_text())
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                state = None
+        foreign = next((e for e in entries if e not in owned), None)
+        if isinstance(state, dict) and state.get("stage", kind) == kind:
+            return _Found(kind, state, foreign)
+        if foreign is None and any(e in RUN_SIGNS[kind] for e in entries):
+            return _Found(kind, {})
+    state = read_manifest(path)
+    first = _first_part(path, entries)
+    if state is None and first is not None:
+        state = recorded_state(first)
+    if state is None:
+        return _Found(None, foreign=entries[0])
+    owned = EXPORT_ENTRIES if state.get("stage") == "export" else ()
+    foreign = next((e for e in entries if not (e in owned or e == MANIFEST or PART_RE.match(e) or SHARD_RE.match(e))), None)
+    return _Found(state.get("stage"), state, foreign, written=first is not None)
+
+
+def _first_part(path: Path, entries: list[str]) -> Path | None:
+    """The first Parquet part of a stage or export folder (shard and split folders included)."""
+    for name in entries:
+        if PART_RE.match(name):
+            return path / name
+    for name in entries:
+        folder = path / name
+        if folder.is_dir() and (SHARD_RE.match(name) or name in ("train", "val")):
+            parts = list_parts(folder)
+            if parts:
+                return parts[0]
+    return None
+
+
+def _clear(path: Path, kind: str | None, single: bool) -> None:
+    """Delete what paced wrote at an output path (and its extras folder); nothing else."""
+    shutil.rmtree(extras_dir(path), ignore_errors=True)
+    if single:
+        path.unlink(missing_ok=True)
+        return
+    if not path.is_dir():
+        return
+    owned = RUN_FOLDERS.get(kind or "")
+    for entry in path.iterdir():
+        name = entry.name
+        if owned is not None and name not in owned and not is_temp(name):
+            continue
+        if entry.is_dir():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+
+
+def _check_same_run(output: str | Path, existing: dict, settings: dict, inputs: dict) -> None:
+    """Refuse an own output made with other settings or inputs, naming what changed."""
+    before = existing.get("settings", {})
+    changed = [
+        f"{key}={before.get(key)!r} (now {settings.get(key)!r})"
+        for key in sorted(set(before) | set(settings))
+        if before.get(key) != settings.get(key)
+    ]
+    for name, entry in inputs.items():
+        old = existing.get("inputs", {}).get(name, {})
+        if old.get("sha256") != entry.get("sha256"):
+            changed.append(f"input {name} changed ({entry.get('path')})")
+    if changed:
+        raise ResumeMismatch(
+            f"{output}: was made with {', '.join(changed)}; pass --overwrite to start afresh or choose another -o"
+        )
 
 
 def recorded_state(path: Path) -> dict | None:
@@ -145,6 +384,7 @@ class PartDirectory:
         inputs: dict[str, dict],
         overwrite: bool = False,
         extra: dict | None = None,
+        also_reads: dict[str, str] | None = None,
     ) -> PartDirectory:
         """Create, resume or (with `overwrite`) restart an output folder or file.
 
@@ -156,37 +396,22 @@ class PartDirectory:
             inputs: name -> {"path", "sha256"} of the inputs; a resume must match the hashes.
             overwrite: delete earlier parts and start afresh.
             extra: more manifest entries that do not affect rows (engine options, say).
+            also_reads: name -> path of inputs that are not hashed (a model folder); the output
+                must not overlap them either (`claim_output`).
 
         Raises:
             ResumeMismatch: the output was made with other settings or inputs.
-            InputError: a folder was asked for and a file is there (or the reverse), or the
-                folder holds files paced did not write.
+            InputError: the output overlaps an input, a folder was asked for and a file is there
+                (or the reverse), or what is there was not written by this stage (`claim_output`).
         """
         path = Path(path)
         target = path if is_file_output(path) else None
-        if target is not None:
-            if target.is_dir():
-                raise InputError(f"{path}: exists and is a folder; -o NAME.parquet writes one file")
-            parts_dir = extras_dir(target) / "parts"
-        else:
-            if path.exists() and not path.is_dir():
-                raise InputError(f"{path}: exists and is a file; name a .parquet file to write one file, or a new folder")
-            parts_dir = path
-        if overwrite:
-            clear_outputs(parts_dir)
-            shutil.rmtree(extras_dir(path), ignore_errors=True)
-            if target is not None:
-                target.unlink(missing_ok=True)
-        existing, finished_file = _existing_state(path, parts_dir, target)
-        if existing is not None:
-            _check_resumable(path, existing, spec, settings, inputs)
-        elif target is None and path.exists() and not overwrite:
-            foreign = [p.name for p in path.iterdir() if not is_temp(p.name)]
-            if foreign:
-                raise InputError(
-                    f"{path}: exists and is not a paced {spec.stage} output (it holds {foreign[0]!r}); "
-                    "choose another -o or pass --overwrite"
-                )
+        parts_dir = extras_dir(target) / "parts" if target is not None else path
+        paths = {name: entry.get("path") for name, entry in inputs.items()} | (also_reads or {})
+        existing = claim_output(
+            path, kind=spec.stage, inputs=paths, overwrite=overwrite, settings=settings, recorded_inputs=inputs
+        )
+        finished_file = existing is not None and target is not None and target.exists()
         now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
         manifest = {
             "paced_version": __version__,
@@ -306,49 +531,3 @@ def join_parts(files: list[Path], target: Path, spec: TableSpec, metadata: dict,
             with pq.ParquetWriter(tmp, schemas[0].with_metadata(metadata), compression=COMPRESSION) as writer:
                 for file in files:
                     writer.write_table(read_parquet(file).replace_schema_metadata(metadata))
-
-
-def _existing_state(path: Path, parts_dir: Path, target: Path | None) -> tuple[dict | None, bool]:
-    """What an earlier run left: (its recorded state, whether it is a finished one-file output).
-
-    The manifest is a convenience; without one (deleted, or a folder copied elsewhere), the
-    first part's or the file's own metadata holds the same settings and input hashes.
-    """
-    if target is not None and target.exists():
-        # The file is renamed into place only once complete (parts left beside it are stale).
-        try:
-            state = recorded_state(target)
-        except InputError:
-            state = None
-        if state is None:
-            raise InputError(f"{target}: exists and is not a paced output; choose another -o or pass --overwrite")
-        return state, True
-    manifest = read_manifest(path if target is None else target)
-    if manifest is not None:
-        return manifest, False
-    if parts_dir.is_dir():
-        parts = list_parts(parts_dir)
-        if parts:
-            return recorded_state(parts[0]), False
-    return None, False
-
-
-def _check_resumable(path: Path, existing: dict, spec: TableSpec, settings: dict, inputs: dict) -> None:
-    if existing.get("stage") != spec.stage:
-        raise ResumeMismatch(
-            f"{path}: holds a '{existing.get('stage')}' output, not '{spec.stage}'; choose another -o or pass --overwrite"
-        )
-    before = existing.get("settings", {})
-    changed = [
-        f"{key}={before.get(key)!r} (now {settings.get(key)!r})"
-        for key in sorted(set(before) | set(settings))
-        if before.get(key) != settings.get(key)
-    ]
-    for name, entry in inputs.items():
-        old = existing.get("inputs", {}).get(name, {})
-        if old.get("sha256") != entry.get("sha256"):
-            changed.append(f"input {name} changed ({entry.get('path')})")
-    if changed:
-        raise ResumeMismatch(
-            f"{path}: was made with {', '.join(changed)}; pass --overwrite to start afresh or choose another -o"
-        )

@@ -222,10 +222,15 @@ def test_run_directory_in_use_is_refused_unless_resume_or_overwrite(tmp_path, mo
     run = tmp_path / "run"
     run.mkdir()
     (run / "notes.txt").write_text("mine")
-    with pytest.raises(InputError, match=r"run: exists and is not empty \(it holds 'notes.txt'\); pass --resume .* or --overwrite"):
-        run_distill(config(data, models, run, max_steps=1))
-    run_distill(config(data, models, run, max_steps=2, checkpoint_every=1, keep_checkpoints=1, overwrite=True))
+    for overwrite in (False, True):  # a folder of files paced did not write is never deleted (#26)
+        with pytest.raises(InputError, match=r"run: holds 'notes.txt', which paced did not write; choose another -o"):
+            run_distill(config(data, models, run, max_steps=1, overwrite=overwrite))
+    (run / "notes.txt").unlink()
+    run_distill(config(data, models, run, max_steps=2, checkpoint_every=1, keep_checkpoints=1))
     assert [p.name for p in (run / "checkpoints").iterdir()] == ["step-000002"]
+    (run / "notes.txt").write_text("mine")  # notes beside a run are kept
+    with pytest.raises(InputError, match=r"run: exists and is not empty \(it holds '.+'\); pass --resume .* or --overwrite"):
+        run_distill(config(data, models, run, max_steps=1))
     run_distill(config(data, models, run, max_steps=1, overwrite=True))
     assert not (run / "checkpoints").exists() and (run / "notes.txt").read_text() == "mine"
     assert len(train_records(run)) == 1

@@ -263,7 +263,7 @@ def test_a_folder_that_is_not_a_run_is_refused(cli, problems, tiny_model, tmp_pa
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "notes.txt").write_text("mine")
     result = cli("estimate", problems, "--model", tiny_model, "-o", tmp_path / "run")
-    assert_user_error(result, "is not a paced estimate run (it holds 'notes.txt')")
+    assert_user_error(result, "holds 'notes.txt', which paced did not write; choose another -o")  # the rule of every command (#26)
     assert (tmp_path / "run" / "notes.txt").read_text() == "mine"
 
 
@@ -295,7 +295,7 @@ def test_overwrite_on_a_folder_that_is_not_a_run_does_not_advise_overwrite(cli, 
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "notes.txt").write_text("mine")
     result = cli("estimate", problems, "--model", tiny_model, "-o", tmp_path / "run", "--overwrite")
-    assert_user_error(result, "--overwrite replaces only an estimate run's own files, so choose another -o")
+    assert_user_error(result, "holds 'notes.txt', which paced did not write; choose another -o (--overwrite deletes only what paced wrote)")
     assert (tmp_path / "run" / "notes.txt").read_text() == "mine"
 
 

@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from paced_curate.errors import InputError
+from paced_curate.errors import InputError, ResumeMismatch
 from paced_curate.export import ExportConfig, read_export, run_export
 from paced_curate.io import file_sha256, write_table
 from paced_curate.schema import GRADES, WEIGHTS, build_table, read_metadata
@@ -281,13 +281,16 @@ def test_inspect_shows_the_manifest_and_a_weight_histogram(tmp_path, cli):
 def test_an_earlier_export_is_replaced_and_a_failed_export_leaves_it_intact(tmp_path, cli):
     problems, weights = make_inputs(tmp_path)
     export(tmp_path, problems, weights, rows_per_shard=2)
-    export(tmp_path, problems, weights, rows_per_shard=5)
+    export(tmp_path, problems, weights, rows_per_shard=2)  # the same command again: rewritten
+    with pytest.raises(ResumeMismatch, match=r"was made with rows_per_shard=2 \(now 5\); pass --overwrite"):
+        export(tmp_path, problems, weights, rows_per_shard=5)  # other settings only with --overwrite (#26)
+    export(tmp_path, problems, weights, rows_per_shard=5, overwrite=True)
     assert sorted(p.name for p in (tmp_path / "out" / "train").glob("*.parquet")) == ["part-00000.parquet", "part-00001.parquet"]
     def contents():
         return {str(p): p.read_bytes() for folder in ("out", "out.paced") for p in (tmp_path / folder).rglob("*") if p.is_file()}
     before = contents()
     bad = write_jsonl(tmp_path / "other.jsonl", problem_rows(3))
-    assert cli("export", bad, weights, "-o", tmp_path / "out").exit_code == 2
+    assert cli("export", bad, weights, "-o", tmp_path / "out", "--overwrite").exit_code == 2
     assert contents() == before
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
@@ -314,21 +317,19 @@ def test_problems_without_weights_are_dropped_and_reported_or_refused(tmp_path, 
     )
 
 
-def test_a_folder_that_is_not_an_export_is_refused_unless_overwrite(tmp_path, cli):
+def test_a_folder_that_is_not_an_export_is_refused_even_with_overwrite(tmp_path, cli):
     problems, weights = make_inputs(tmp_path)
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "notes.txt").write_text("mine")
-    assert_user_error(
-        cli("export", problems, weights, "-o", tmp_path / "out"),
-        f"{tmp_path / 'out'}: exists and is not a paced export (it holds 'notes.txt'); choose another -o or pass --overwrite to replace it",
-    )
-    assert (tmp_path / "out" / "notes.txt").read_text() == "mine"
-    result = cli("export", problems, weights, "-o", tmp_path / "out", "--overwrite")
-    assert result.exit_code == 0, result.output
-    assert not (tmp_path / "out" / "notes.txt").exists() and (tmp_path / "out.paced" / "manifest.json").exists()
+    for flags in ([], ["--overwrite"]):  # --overwrite deletes only what paced wrote (#26)
+        assert_user_error(
+            cli("export", problems, weights, "-o", tmp_path / "out", *flags),
+            f"{tmp_path / 'out'}: holds 'notes.txt', which paced did not write; choose another -o (--overwrite deletes only what paced wrote)",
+        )
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["notes.txt"] and (tmp_path / "out" / "notes.txt").read_text() == "mine"
     assert_user_error(
         cli("export", problems, weights, "-o", tmp_path, "--overwrite"),
-        f"{tmp_path}: contains {problems}, which replacing it would delete; write the export to a folder of its own",
+        f"{tmp_path}: contains the problems input {problems}; choose another -o (an output never replaces its inputs)",
     )
 
 

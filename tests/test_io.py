@@ -82,12 +82,12 @@ def test_changed_input_is_refused(tmp_path):
         PartDirectory.open(tmp_path / "r", spec=ROLLOUTS, settings={"seed": 0, "temperature": 1.0}, inputs={"problems": {"path": "q.jsonl", "sha256": "xyz"}})
 
 
-def test_foreign_directory_is_refused_and_overwrite_keeps_foreign_files(tmp_path):
+def test_foreign_directory_is_refused_even_with_overwrite_and_keeps_its_files(tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
-    with pytest.raises(InputError, match="exists and is not a paced rollouts output \\(it holds 'notes.txt'\\)"):
-        _open(tmp_path)
-    PartDirectory.open(tmp_path, spec=ROLLOUTS, settings={}, inputs={}, overwrite=True).finish()
-    assert (tmp_path / "notes.txt").read_text() == "mine"
+    for overwrite in (False, True):
+        with pytest.raises(InputError, match="holds 'notes.txt', which paced did not write; choose another -o"):
+            PartDirectory.open(tmp_path, spec=ROLLOUTS, settings={}, inputs={}, overwrite=overwrite)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"] and (tmp_path / "notes.txt").read_text() == "mine"
 
 
 def _shard(root, index, count, ids):

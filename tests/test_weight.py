@@ -480,16 +480,17 @@ def test_bad_inputs_are_one_line_errors(cli, graded, tmp_path):
     weights = tmp_path / "w.parquet"
     run_weight(WeightConfig(graded=graded, output=str(weights)))
     assert_user_error(cli("weight", weights, "-o", tmp_path / "x.parquet"), f"{weights}: is a 'weights' table, expected a 'grades' table (make one with 'paced grade')")
-    assert_user_error(cli("weight", tmp_path / "nope.parquet", "-o", weights), f"{tmp_path / 'nope.parquet'}: no such file or directory")
+    fresh = tmp_path / "fresh.parquet"  # -o is checked first: an output made from other inputs would be refused (#26)
+    assert_user_error(cli("weight", tmp_path / "nope.parquet", "-o", fresh), f"{tmp_path / 'nope.parquet'}: no such file or directory")
     # Written without paced's checks: an unknown verdict and a null `scored` are caught, with the row.
     bad = tmp_path / "bad.parquet"
     rows = samples("a", 1, 1) + samples("b", 1, 1)
     for changes, expected in (({"verdict": "maybe"}, "row 2: column 'verdict' has value 'maybe'"), ({"scored": None}, "row 2: column 'scored' is null")):
         pq.write_table(pa.Table.from_pylist(rows[:2] + [rows[2] | changes] + rows[3:]), bad)
-        assert_user_error(cli("weight", bad, "-o", weights), f"{bad} {expected}")
+        assert_user_error(cli("weight", bad, "-o", fresh), f"{bad} {expected}")
     empty = tmp_path / "empty.parquet"
     write_table(build_table([], GRADES), str(empty), GRADES)
-    assert_user_error(cli("weight", empty, "-o", weights), f"{empty}: holds no graded samples")
+    assert_user_error(cli("weight", empty, "-o", fresh), f"{empty}: holds no graded samples")
 
 
 def test_nothing_to_train_on_is_a_clear_error(cli, tmp_path):

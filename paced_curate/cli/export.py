@@ -16,7 +16,7 @@ def export_command(
     problems: Annotated[str, typer.Argument(help="The problem set the weights were computed for (file, folder or -).")],
     weights: Annotated[str, typer.Argument(help="The weights from 'paced weight' (file, folder or -).")],
     output: Annotated[
-        str, typer.Option("--output", "-o", help="Export folder (train/, val/) or NAME.parquet to write; an earlier export there is replaced.")
+        str, typer.Option("--output", "-o", help="Export folder (train/, val/) or NAME.parquet to write; an earlier export made with the same settings is replaced.")
     ],
     references: Annotated[
         Optional[str], typer.Option(
@@ -31,7 +31,7 @@ def export_command(
     val_fraction: Annotated[float, typer.Option("--val-fraction", help="Share of problems held out in val/.")] = 0.0,
     missing: Annotated[str, typer.Option("--missing", help="Problems without a weight: drop or error.")] = "drop",
     overwrite: Annotated[
-        bool, typer.Option("--overwrite", help="Replace an output folder that is not a paced export (deletes its contents).")
+        bool, typer.Option("--overwrite", help="Replace an existing output made by another command or with other settings (files paced did not write in a folder are never deleted).")
     ] = False,
     id_field: Annotated[Optional[str], typer.Option("--id-field", help="Problem-set column with the ids.")] = None,
     prompt_field: Annotated[Optional[str], typer.Option("--prompt-field", help="Problem-set column with the prompt.")] = None,

@@ -19,7 +19,7 @@ PromptFieldOption = Annotated[Optional[str], typer.Option("--prompt-field", help
 AnswerFieldOption = Annotated[Optional[str], typer.Option("--answer-field", help="Column holding the gold answer.")]
 SplitOption = Annotated[Optional[str], typer.Option(help="Split of a Hugging Face dataset folder.")]
 ProblemsPerPartOption = Annotated[int, typer.Option("--problems-per-part", help="Problems per part file.")]
-OverwriteOption = Annotated[bool, typer.Option(help="Delete an existing output and start afresh.")]
+OverwriteOption = Annotated[bool, typer.Option(help="Replace an existing output made by another command or with other settings, and start afresh (files paced did not write in a folder are never deleted).")]
 TensorParallelSizeOption = Annotated[int, typer.Option("--tensor-parallel-size", help="vllm: GPUs per engine.")]
 MaxModelLenOption = Annotated[Optional[int], typer.Option("--max-model-len", help="Longest prompt + completion.")]
 DtypeOption = Annotated[str, typer.Option(help="auto, float32, bfloat16 or float16.")]

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from paced_curate.cli.app import app, fails_cleanly, print_json
-from paced_curate.cli.options import AlphaOption, BetaOption, FloorOption, HighOption, LowOption, PlotOption
+from paced_curate.cli.options import AlphaOption, BetaOption, FloorOption, HighOption, LowOption, OverwriteOption, PlotOption
 from paced_curate.errors import ConfigError
 
 
@@ -29,6 +29,7 @@ def weight_command(
     normalize: Annotated[str, typer.Option(help="mean (mean weight 1), sum (sum 1), max (max 1) or none (raw kernel).")] = "mean",
     floor: FloorOption = 0.0,
     plot: PlotOption = None,
+    overwrite: OverwriteOption = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the statistics as one JSON document on stdout.")] = False,
 ) -> None:
     """Weight each problem by its pass rate p: w(p) = p^alpha (1-p)^beta, normalised to mean 1.
@@ -43,6 +44,7 @@ def weight_command(
     config = WeightConfig(
         graded=graded, output=output, kernel=kernel, alpha=alpha, beta=beta, low=low, high=high, estimator=estimator,
         prior_a=prior_a, prior_b=prior_b, interval=interval, confidence=confidence, normalize=normalize, floor=floor, plot=plot,
+        overwrite=overwrite,
     )
     result = run_weight(config)
     for warning in result.warnings:

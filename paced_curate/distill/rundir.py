@@ -26,12 +26,24 @@ from paced_curate.distill.checkpoint import CHECKPOINTS, FINAL, latest_checkpoin
 from paced_curate.distill.config import DistillConfig
 from paced_curate.errors import InputError, ResumeMismatch
 from paced_curate.io import atomic_path, is_temp, write_json
-from paced_curate.partdir import command_line, package_versions
+from paced_curate.partdir import claim_output, command_line, package_versions
 
 METRICS = "metrics.jsonl"
 RUN_FILE = "run.json"
 OWNED = (CHECKPOINTS, FINAL, METRICS, RUN_FILE)
 """What a run writes in its directory: all that --overwrite deletes."""
+
+
+def claim_run_dir(run_dir: Path, config: DistillConfig) -> None:
+    """Check -o by the rule every command follows (`partdir.claim_output`, #26), before any work.
+
+    Raises:
+        InputError: the run directory is, lies inside or contains an input (the export, a model
+            folder, the eval set), holds files paced did not write and no run, or holds another
+            command's output (without --overwrite; with it, that output is deleted).
+    """
+    reads = {"shards": config.shards, "student": config.student, "teacher": config.teacher, "eval": config.eval_problems}
+    claim_output(run_dir, kind="distill", inputs=reads, overwrite=config.overwrite)
 
 
 def prepare_run_dir(run_dir: Path, config: DistillConfig) -> Path | None:

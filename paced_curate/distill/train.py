@@ -41,7 +41,7 @@ from paced_curate.distill.evaluate import check_eval_set
 from paced_curate.distill.losses import REFERENCE_STAGES, problem_means, weighted_problem_loss
 from paced_curate.distill.models import OutputLayers, eos_ids, load_pair, load_tokenizers
 from paced_curate.distill.prompts import PromptPlan, prompt_plan, read_prompt_record
-from paced_curate.distill.rundir import METRICS, MetricsLog, check_resume, prepare_run_dir, write_run_file
+from paced_curate.distill.rundir import METRICS, MetricsLog, check_resume, claim_run_dir, prepare_run_dir, write_run_file
 from paced_curate.errors import ConfigError, PacedError
 from paced_curate.report import console, key_value_table, say, show
 from paced_curate.rollout.generation import folder_max_positions, max_positions
@@ -129,6 +129,7 @@ def run_distill(config: DistillConfig) -> DistillResult:
 
     # ---- device, data and tokenizer, checked before anything heavy is loaded or anything is deleted
     par = parallel.start(config, _device(config.device))  # (#17) Local, or FSDP2 under torchrun
+    par.run_on_main(claim_run_dir, run_dir, config)  # -o by the rule every command follows, before any work (#26)
     device = par.device
     table = read_train_split(config.shards, need_reference=bool(REFERENCE_STAGES & set(stages)))
     if config.weights == "off" and (note := unweighted_note(config.shards)):

@@ -99,5 +99,5 @@ class EstimateConfig:
             "tolerance": self.tolerance if self.adaptive else None,
         }
         rollout = {k: v for k, v in self.rollout.settings().items() if k not in ("samples", "first_sample", "shard")}
-        weight = {k: v for k, v in asdict(self.weight).items() if k not in ("graded", "output", "plot")}
+        weight = {k: v for k, v in asdict(self.weight).items() if k not in ("graded", "output", "plot", "overwrite")}
         return own | {"rollout": rollout, "grade": self.grade.settings(), "weight": weight}

@@ -50,7 +50,7 @@ from paced_curate.io import (
     write_parquet,
     write_table,
 )
-from paced_curate.partdir import PartDirectory, settings_hash
+from paced_curate.partdir import PartDirectory, claim_output, settings_hash
 from paced_curate.problems import FieldMap, read_problems
 from paced_curate.report import say
 from paced_curate.rollout import run_rollout
@@ -131,6 +131,8 @@ def run_estimate(config: EstimateConfig) -> EstimateResult:
     """
     started = time.perf_counter()
     run = Path(config.output)
+    reads = {"problems": config.rollout.problems, "model": config.rollout.model if config.rollout.engine != "openai" else None}
+    claim_output(run, kind="estimate", inputs=reads, overwrite=config.overwrite)  # the rule every command follows (#26)
     settings = config.settings()
     inputs = {"problems": {"path": config.rollout.problems, "sha256": input_digest(config.rollout.problems)}}
     state = _open_run(run, config, settings, inputs)

@@ -298,8 +298,18 @@ def _weight_column(table: pa.Table) -> np.ndarray:
     return np.ones(table.num_rows)  # trl copies: every row counts once
 
 
+def _row_problems(table: pa.Table) -> list[str]:
+    """Each row's problem id, wherever the format keeps it (none in a table without one)."""
+    if "extra_info" in table.column_names:
+        return pc.struct_field(table.column("extra_info"), "problem_id").to_pylist()
+    return table.column("problem_id").to_pylist() if "problem_id" in table.column_names else []
+
+
 def inspect_export(path: str, manifest: dict | None, table: pa.Table | None = None) -> dict:
     """The `paced inspect` report of an export: its manifest and a histogram of the rows' weights.
+
+    A `--weights-as copies` export (every row weighs 1; a problem's weight is its number of
+    rows) gets a histogram of copies per problem as well (#26).
 
     Args:
         path: an export folder (or one of its shards, or a split folder), or the source of `table`.
@@ -307,7 +317,7 @@ def inspect_export(path: str, manifest: dict | None, table: pa.Table | None = No
         table: export rows already read (from JSONL, CSV, a pipe, ...: no shards to open), or None.
     """
     if table is not None:
-        schema, weights = table.schema, _weight_column(table)
+        schema, tables = table.schema, [table]
     else:
         if manifest is None or manifest.get("stage") != "export":
             manifest = export_manifest(path)
@@ -316,17 +326,32 @@ def inspect_export(path: str, manifest: dict | None, table: pa.Table | None = No
             raise InputError(f"{path}: holds no export shards")
         schema = pq.read_schema(files[0])
         wanted = [name for name in ("extra_info", "weight", "messages") if name in schema.names][:1]
-        weights = np.concatenate([_weight_column(read_parquet(f, wanted)) for f in files])
+        if "extra_info" not in wanted and "problem_id" in schema.names:
+            wanted.append("problem_id")  # for the copies per problem
+        tables = [read_parquet(f, wanted) for f in files]
+    weights = np.concatenate([_weight_column(part) for part in tables])
     meta = read_metadata(schema)
+    provenance = meta.get("provenance") or {}
+    weights_as = (manifest or {}).get("weights_as") or provenance.get("weights_as") or (
+        "copies" if not {"extra_info", "weight", "messages"} & set(schema.names) else "column"
+    )
     labels, counts = equal_bins(weights.tolist(), 10, low=0.0, high=max(float(weights.max(initial=0.0)), 1e-12))
     report = {
         "rows": int(weights.size),
         "format": (manifest or {}).get("format") or (meta.get("provenance") or {}).get("format") or ("native" if table is not None else None),
+        "weights_as": weights_as,
         "schema": [[f.name, str(f.type)] for f in schema],
         "schema_version": meta.get("schema_version"),
         "provenance": meta.get("provenance"),
         "weight_histogram": {"labels": labels, "counts": counts},
     }
+    ids = [pid for part in tables for pid in _row_problems(part)]
+    if weights_as == "copies" and ids:
+        copies = np.unique(ids, return_counts=True)[1]
+        report["problems"] = int(copies.size)
+        report["copies_per_problem"] = {"min": int(copies.min()), "max": int(copies.max()), "counts": {
+            str(value): int(number) for value, number in zip(*np.unique(copies, return_counts=True))
+        }}
     if manifest is not None:
         report["manifest"] = manifest
     return report
@@ -335,7 +360,7 @@ def inspect_export(path: str, manifest: dict | None, table: pa.Table | None = No
 def render_export_inspection(report: dict) -> None:
     """Print an export's counts, weighting and weight histogram with rich on stderr."""
     manifest = report.get("manifest") or {}
-    rows = [("format", report.get("format"))]
+    rows = [("format", report.get("format")), ("weights as", report.get("weights_as"))]
     for name, split in manifest.get("splits", {}).items():
         files = len(split["files"])
         rows.append((name, f"{split['rows']:,} rows, {problems_count(split['problems'])}, {files} file" + "s" * (files != 1)))
@@ -344,6 +369,13 @@ def render_export_inspection(report: dict) -> None:
     stats = manifest.get("weight_statistics", {})
     rows += [(f"weight {key}", stats[key]) for key in ("mean", "min", "max", "effective_sample_size") if key in stats]
     show(key_value_table("export", rows))
+    copies = report.get("copies_per_problem")
+    if copies is not None:
+        # Weighted copies: every row weighs 1, a problem's weight is its number of copies.
+        counts = copies["counts"]
+        labels = [f"{k} cop{'y' if k == '1' else 'ies'}" for k in counts]
+        say(bar_chart(labels, list(counts.values()), title=f"problems by number of copies ({report['rows']:,} rows, each of weight 1)"))
+        return
     histogram = report["weight_histogram"]
     say(bar_chart(histogram["labels"], histogram["counts"], title="weight per row"))
 

@@ -55,7 +55,7 @@ from paced_curate.io import (
     read_parquet,
     write_json,
 )
-from paced_curate.partdir import command_line, package_versions, settings_hash
+from paced_curate.partdir import claim_output, command_line, package_versions, settings_hash
 from paced_curate.problems import FieldMap, read_problems
 from paced_curate.report import say
 from paced_curate.rollout.prompt_record import KEY as PROMPT_KEY
@@ -122,7 +122,7 @@ def run_export(config: ExportConfig) -> ExportResult:
     order = split_and_shuffle(problem_ids, config.seed, config.val_fraction)
     plan = _plan_rows(rows, problem_ids, order, config)
     settings = config.settings()
-    provenance = {"format": config.format, "weighting": weighting, "settings_hash": settings_hash(settings)}
+    provenance = {"format": config.format, "weights_as": config.weights_as, "weighting": weighting, "settings_hash": settings_hash(settings)}
     if record is not None:
         provenance[PROMPT_KEY] = record
     metadata = stage_metadata("export", provenance)
@@ -240,32 +240,27 @@ def _prompts(rows: pa.Table, record: dict | None) -> list | None:
 
 
 def _check_output(output: Path, config: ExportConfig) -> str:
-    """What is at the output path now: "none", "export" (replaced) or "other" (needs --overwrite)."""
-    shown = config.output
-    single = is_file_output(config.output)
-    if output.exists() and not single and not output.is_dir():
-        raise InputError(f"{shown}: exists and is a file; the export is written to a folder (or pass -o NAME.parquet)")
-    if single and output.is_dir():
-        raise InputError(f"{shown}: exists and is a folder; -o NAME.parquet writes one file")
-    inputs = [Path(p) for p in (config.problems, config.weights, config.references) if p not in (None, STDIO)]
-    for inside in [Path.cwd(), *inputs]:
-        # The export replaces the whole folder: never one that holds the work or its inputs.
-        if inside.resolve() == output or output in inside.resolve().parents:
-            raise InputError(
-                f"{shown}: contains {inside}, which replacing it would delete; write the export to a folder of its own"
-            )
+    """What is at the output path now: "none", "export" or "other" (both replaced once the new export is written).
+
+    `claim_output` applies the rule every command follows (#26): never an input, never a folder
+    holding files paced did not write, another output or an export made with other settings
+    only with --overwrite. The old export stays until the new one is complete (`_publish`).
+    """
+    hashed = {name: getattr(config, name) for name in ("problems", "weights", "references")}
+    recorded = {name: {"path": path, "sha256": input_digest(path)} for name, path in hashed.items() if path is not None}
+    reads = hashed | {"eval": config.eval_problems, "tokenizer": config.tokenizer}  # read, not hashed
+    claim_output(
+        config.output, kind="export", inputs=reads, overwrite=config.overwrite, settings=config.settings(),
+        recorded_inputs=recorded, clear=False,
+    )
+    cwd = Path.cwd().resolve()
+    if cwd == output or output in cwd.parents:
+        # The export replaces the whole folder: never the one the command runs in.
+        raise InputError(f"{config.output}: contains the working directory, which replacing it would delete; choose another -o")
     if not output.exists() or (output.is_dir() and not any(output.iterdir())):
         return "none"
     manifest = export_manifest(output) or (read_manifest(output) if output.is_dir() else None)
-    if manifest is not None and manifest.get("stage") == "export":
-        return "export"
-    if not config.overwrite:
-        first = output.name if single else sorted(p.name for p in output.iterdir())[0]
-        what = f"a paced '{manifest.get('stage')}' output" if manifest else f"it holds {first!r}"
-        raise InputError(
-            f"{shown}: exists and is not a paced export ({what}); choose another -o or pass --overwrite to replace it"
-        )
-    return "other"
+    return "export" if manifest is not None and manifest.get("stage") == "export" else "other"
 
 
 def _publish(staging: Path, output: Path, existing: str, quiet: bool = False) -> None:

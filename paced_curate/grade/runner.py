@@ -38,8 +38,9 @@ from paced_curate.grade.graders import DEFAULT_TOLERANCE, GRADED_VERDICTS, INDEP
 from paced_curate.grade.judge import JUDGED, Judge, JudgeItem, JudgeSettings, load_prompt
 from paced_curate.grade.summary import grade_summary
 from paced_curate.grade.pool import GradingPool
-from paced_curate.io import STDIO, claim_stdout, input_digest, write_table
-from paced_curate.partdir import PartDirectory, package_versions
+from paced_curate.io import STDIO, input_digest
+from paced_curate.partdir import PartDirectory, run_provenance
+from paced_curate.pipes import ArrowStdout, claim_stdout
 from paced_curate.report import StageProgress, say
 from paced_curate.samples import SampleFields, read_generations
 from paced_curate.rollout.prompt_record import KEY as PROMPT_KEY
@@ -94,7 +95,7 @@ class GradeConfig:
     """any: the last box, else an "answer is" phrase, else the grader's fallback (the last number, ...);
     boxed: only the last \\boxed{} counts (no box: no_answer), for datasets that demand a boxed answer."""
     rows_per_part: int = 20000
-    """Rows per part file of a directory output."""
+    """Rows per part file of a folder output (per record batch of an Arrow stream on stdout)."""
     overwrite: bool = False
     """Delete an existing output and start afresh instead of resuming it."""
     fields: SampleFields = field(default_factory=SampleFields)
@@ -391,6 +392,27 @@ def grade_table(
     return graded.replace_schema_metadata(stage_metadata(GRADES.stage, {"settings": config.settings()}))
 
 
+def _grade_to_stdout(
+    table: pa.Table, grader: _SliceGrader, advance: Callable[[int], None], rows_per_part: int, provenance: dict, record: dict | None
+) -> pa.Table:
+    """Grade `table` into an Arrow stream on stdout, a record batch per `rows_per_part` rows as they are graded.
+
+    The stream's schema metadata holds the provenance a part file records, the prompt record
+    included (#26). Returns the whole grades table (for the summary).
+    """
+    if record is not None:
+        provenance = provenance | {PROMPT_KEY: record}
+    metadata = stage_metadata(GRADES.stage, provenance)
+    stream = ArrowStdout()
+    parts = []
+    for offset in range(0, max(table.num_rows, 1), rows_per_part):  # an empty input: one empty batch
+        part = grader.grade(table.slice(offset, rows_per_part), advance)
+        stream.write(part.replace_schema_metadata(metadata))
+        parts.append(part)
+    stream.close()
+    return pa.concat_tables(parts)
+
+
 def _check_prefix(done: pa.Table, table: pa.Table, output: str) -> None:
     """A resumed output must hold the first rows of this input, in order."""
     if done.num_rows > table.num_rows:
@@ -414,6 +436,7 @@ def run_grade(config: GradeConfig) -> GradeResult:
         say(f"NOTE: --tolerance has no effect: it applies to the numeric grader only (grader is {config.grader})")
     if config.judge is None and config.judge_prompt is not None:
         say("NOTE: --judge-prompt has no effect without --judge")
+    out = _open_output(config)  # -o is checked before any work (#26)
     if config.output == STDIO:
         claim_stdout()  # before the pool starts, so no worker inherits the data stream
     layout = PoolLayout.build(specs)
@@ -425,23 +448,33 @@ def run_grade(config: GradeConfig) -> GradeResult:
 
         pool = ray_grading_pool(config.ray, layout.specs, timeout=config.timeout)
     with pool as pool:
-        return _grade_into_output(config, layout, pool)
+        return _grade_into_output(config, layout, pool, out)
 
 
-def _grade_into_output(config: GradeConfig, layout: PoolLayout, pool: GradingPool) -> GradeResult:
+def _inputs(config: GradeConfig) -> dict[str, dict]:
+    inputs = {"rollouts": {"path": config.rollouts, "sha256": input_digest(config.rollouts)}}
+    if config.fields.problems is not None:
+        inputs["problems"] = {"path": config.fields.problems, "sha256": input_digest(config.fields.problems)}
+    return inputs
+
+
+def _open_output(config: GradeConfig) -> PartDirectory | None:
+    """The resumable output (None for stdout)."""
+    if config.output == STDIO:
+        return None
+    return PartDirectory.open(config.output, spec=GRADES, settings=config.settings(), inputs=_inputs(config), overwrite=config.overwrite)
+
+
+def _grade_into_output(config: GradeConfig, layout: PoolLayout, pool: GradingPool, out: PartDirectory | None) -> GradeResult:
     specs = layout.specs[: layout.num_graders]
     table = read_generations(config.rollouts, config.fields)
     check_golds(table, layout, pool, "stdin" if config.rollouts == STDIO else config.rollouts)
     settings = config.settings()
-    inputs = {"rollouts": {"path": config.rollouts, "sha256": input_digest(config.rollouts)}}
-    if config.fields.problems is not None:
-        inputs["problems"] = {"path": config.fields.problems, "sha256": input_digest(config.fields.problems)}
+    inputs = _inputs(config) if out is None else out.provenance["inputs"]
     # Carried on to weight and export, which rebuild the student's prompts from it (#14).
     record = schema_record(table.schema) or (None if config.rollouts == STDIO else inherited_prompt_record(config.rollouts))
-    out = None
     resumed = 0
-    if config.output != STDIO:
-        out = PartDirectory.open(config.output, spec=GRADES, settings=settings, inputs=inputs, overwrite=config.overwrite)
+    if out is not None:
         if record is not None:
             out.provenance[PROMPT_KEY] = record
         done = out.read_done(["problem_id", "sample_index"])
@@ -460,7 +493,7 @@ def _grade_into_output(config: GradeConfig, layout: PoolLayout, pool: GradingPoo
                 progress.advance(count, samples=count)
 
             if out is None:
-                graded = grader.grade(table, advance)
+                graded = _grade_to_stdout(table, grader, advance, config.rows_per_part, run_provenance(settings, inputs), record)
             else:
                 for offset in range(resumed, table.num_rows, config.rows_per_part):
                     out.write_part(grader.grade(table.slice(offset, config.rows_per_part), advance))
@@ -473,10 +506,6 @@ def _grade_into_output(config: GradeConfig, layout: PoolLayout, pool: GradingPoo
     tasks = len(grader.cache)
     timeouts, deaths = pool.timeouts, pool.deaths  # grading's own, before the audit uses the pool
     if out is None:
-        provenance = {"settings": settings, "inputs": inputs, "versions": package_versions()}
-        if record is not None:
-            provenance[PROMPT_KEY] = record
-        write_table(graded, STDIO, GRADES, provenance)
         summary = grade_summary(graded)
     else:
         columns = SUMMARY_COLUMNS + (["audit_verdict"] if config.audit_grader else []) + (JUDGE_COLUMNS if judge else [])

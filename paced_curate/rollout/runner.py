@@ -19,8 +19,9 @@ from pathlib import Path
 import pyarrow as pa
 
 from paced_curate.errors import InputError
-from paced_curate.io import SHARD_NAME, STDIO, claim_stdout, input_digest
-from paced_curate.partdir import PartDirectory
+from paced_curate.io import SHARD_NAME, STDIO, input_digest
+from paced_curate.partdir import PartDirectory, run_provenance
+from paced_curate.pipes import ArrowStdout
 from paced_curate.problems import read_problems
 from paced_curate.report import StageProgress, say
 from paced_curate.rollout.config import RolloutConfig, check_model
@@ -84,12 +85,12 @@ def run_with(config: RolloutConfig, generate, *, shard: bool) -> RolloutResult:
         shard: apply `--shard I/N` (the Ray path takes every problem).
     """
     check_model(config)
+    sink = _open_sink(config)  # checks -o before any work (#26)
     problems = read_problems(config.problems, config.fields)
     if shard and config.shard:
         problems = problems.take(list(range(config.shard_index, problems.num_rows, config.shard_count)))
     passthrough = _passthrough(problems, config.problems)
     ids = problems.column("problem_id").to_pylist()
-    sink = _open_sink(config)
     done = sink.done_ids()
     todo = [index for index, problem_id in enumerate(ids) if problem_id not in done]
     if done:
@@ -247,7 +248,13 @@ class _DirectorySink:
             "base_url", "tokenizer", "concurrency", "request_timeout", "max_retries",
         )
         extra = {"engine_options": {name: getattr(config, name) for name in options}}
-        self.out = PartDirectory.open(directory, spec=ROLLOUTS, settings=config.settings(), inputs=inputs, overwrite=config.overwrite, extra=extra)
+        # Folders it reads but does not hash: -o must not overlap them either (#26).
+        model = {"model": config.model} if config.engine != "openai" else {}
+        if config.tokenizer:
+            model["tokenizer"] = config.tokenizer
+        self.out = PartDirectory.open(
+            directory, spec=ROLLOUTS, settings=config.settings(), inputs=inputs, overwrite=config.overwrite, extra=extra, also_reads=model
+        )
         self.provenance = self.out.provenance  # written into every part's metadata
 
     def done_ids(self) -> set[str]:
@@ -272,22 +279,23 @@ class _MemorySink:
 
 
 class _StreamSink:
-    """An Arrow IPC stream on stdout, one record batch per part (no resume)."""
+    """An Arrow IPC stream on stdout, one record batch per part (no resume).
+
+    The stream's schema metadata carries the same provenance as a part file's (settings,
+    inputs, versions, command and the prompt record), so the next stage reads it as from a file.
+    """
 
     def __init__(self, config: RolloutConfig) -> None:
         self.name = "stdout"
-        self.provenance = {"settings": config.settings()}
-        self.writer = None
+        inputs = {"problems": {"path": config.problems, "sha256": input_digest(config.problems)}}
+        self.provenance = run_provenance(config.settings(), inputs)
+        self.stream = ArrowStdout()
 
     def done_ids(self) -> set[str]:
         return set()
 
     def write(self, table: pa.Table) -> None:
-        table = table.replace_schema_metadata(stage_metadata(ROLLOUTS.stage, self.provenance))
-        if self.writer is None:
-            self.writer = pa.ipc.new_stream(claim_stdout(), table.schema)
-        self.writer.write_table(table)
+        self.stream.write(table.replace_schema_metadata(stage_metadata(ROLLOUTS.stage, self.provenance)))
 
     def finish(self, result: RolloutResult) -> None:
-        if self.writer is not None:
-            self.writer.close()
+        self.stream.close(ROLLOUTS.schema.with_metadata(stage_metadata(ROLLOUTS.stage, self.provenance)))

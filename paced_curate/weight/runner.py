@@ -24,12 +24,23 @@ import pyarrow as pa
 
 from paced_curate import __version__
 from paced_curate.errors import ConfigError, InputError, SchemaError
-from paced_curate.io import STDIO, complete_shards, input_digest, part_files, read_manifest, read_parquet_schema, read_table, shard_dirs, write_table
-from paced_curate.partdir import command_line, package_versions
+from paced_curate.io import (
+    STDIO,
+    complete_shards,
+    input_digest,
+    part_files,
+    read_manifest,
+    read_parquet_schema,
+    read_table,
+    shard_dirs,
+    write_table,
+)
+from paced_curate.partdir import claim_output, command_line, package_versions
+from paced_curate.pipes import stdin_schema
 from paced_curate.problems import parquet_folder_files
 from paced_curate.samples import paced_stage, read_verdicts, repeated_sample_error
 from paced_curate.rollout.prompt_record import KEY as PROMPT_KEY
-from paced_curate.rollout.prompt_record import inherited_prompt_record
+from paced_curate.rollout.prompt_record import inherited_prompt_record, schema_record
 from paced_curate.schema import GRADES, VERDICTS, WEIGHTS, check_schema, stage_metadata
 from paced_curate.weight.estimators import ESTIMATORS, BetaPrior, band_probability, bayes_weight, estimate, fit_beta_prior
 from paced_curate.weight.kernels import (
@@ -65,6 +76,8 @@ __all__ = [
 ]
 
 SAMPLE_COLUMNS = ["problem_id", "sample_index", "verdict", "scored"]
+NOT_SETTINGS = ("graded", "output", "plot", "overwrite")
+"""WeightConfig fields that do not change the weights (paths, the plot, --overwrite)."""
 COUNT_COLUMNS = ["problem_id", "n_samples", "n_correct", "n_excluded", "n_scored"]
 
 
@@ -111,6 +124,8 @@ class WeightConfig:
     less. In [0, 1); 0 (default) is no floor. Problems without scored samples keep weight 0."""
     plot: str | None = None
     """Also save the pass-rate and weight histograms as this PNG image."""
+    overwrite: bool = False
+    """Replace an existing output that this command did not write with the same settings (#26)."""
 
     def __post_init__(self) -> None:
         problems = []
@@ -208,6 +223,14 @@ def run_weight(config: WeightConfig) -> WeightResult:
         SchemaError: the input is not a valid grades table.
         ConfigError: every problem gets weight 0, so there is nothing to train on.
     """
+    settings = {k: v for k, v in asdict(config).items() if k not in NOT_SETTINGS}
+    inputs = {"graded": {"path": config.graded, "sha256": input_digest(config.graded)}}
+    if config.output is not None:
+        # Before any work: never replace the input, a foreign file or other weights unasked (#26).
+        claim_output(
+            config.output, kind=WEIGHTS.stage, inputs={"graded": config.graded}, overwrite=config.overwrite,
+            settings=settings, recorded_inputs=inputs,
+        )
     counts = count_samples(config.graded)
     prior = weight_prior(counts, config)
     table, constant = weigh_counts(counts, config, prior)
@@ -222,16 +245,16 @@ def run_weight(config: WeightConfig) -> WeightResult:
             f"and get weight 0: {shown}{more}"
         )
     provenance = {
-        "settings": {k: v for k, v in asdict(config).items() if k not in ("graded", "output", "plot")},
+        "settings": settings,
         "normalizing_constant": constant,
         "prior": prior.to_dict() if prior is not None else None,
-        "inputs": {"graded": {"path": config.graded, "sha256": input_digest(config.graded)}},
+        "inputs": inputs,
         "versions": package_versions(),
         "command": command_line(),
         "paced_version": __version__,
     }
-    # The student's prompt format, from the graded input, for the export (#14); not known from a pipe.
-    record = None if config.graded == STDIO else inherited_prompt_record(config.graded)
+    # The student's prompt format, from the graded input (a pipe's schema metadata), for the export (#14, #26).
+    record = schema_record(stdin_schema()) if config.graded == STDIO else inherited_prompt_record(config.graded)
     if record is not None:
         provenance[PROMPT_KEY] = record
     table = table.replace_schema_metadata(stage_metadata(WEIGHTS.stage, provenance))
