@@ -138,3 +138,63 @@ def test_a_flag_left_out_means_its_default_and_the_resume_settings_do_not_change
 def test_several_unused_flags_are_named_in_the_one_line(cli, tiny_model, problems, tmp_path):
     result = cli("rollout", problems, "--model", tiny_model, "-o", tmp_path / "out", "--engine", "hf", "--tensor-parallel-size", "2", "--base-url", URL)
     assert_user_error(result, "--tensor-parallel-size does nothing with --engine hf (it is for vllm); --base-url does nothing with --engine hf")
+
+
+OTHER_CASES = [
+    (["weight", "g", "-o", "w.parquet", "--kernel", "band", "--low", "0.2", "--high", "0.8", "--alpha", "2"],
+     "--alpha does nothing with --kernel band (it is an exponent of --kernel beta)"),
+    (["weight", "g", "-o", "w.parquet", "--kernel", "uniform", "--beta", "2"], "--beta does nothing with --kernel uniform (it is an exponent of --kernel beta)"),
+    (["weight", "g", "-o", "w.parquet", "--low", "0.1"], "--low does nothing with --kernel beta (it bounds --kernel band)"),
+    (["weight", "g", "-o", "w.parquet", "--high", "0.9"], "--high does nothing with --kernel beta (it bounds --kernel band)"),
+    (["weight", "g", "-o", "w.parquet", "--prior-a", "1"], "--prior-a does nothing with --estimator empirical (it is the prior of --estimator bayes)"),
+    (["weight", "g", "-o", "w.parquet", "--estimator", "eb", "--prior-b", "1"], "--prior-b does nothing with --estimator eb (it is the prior of --estimator bayes)"),
+    (["estimate", "p.jsonl", "--model", "m", "-o", "run", "--kernel", "uniform", "--alpha", "2"],
+     "--alpha does nothing with --kernel uniform (it is an exponent of --kernel beta)"),
+    (["estimate", "p.jsonl", "--model", "m", "-o", "run", "--prior-a", "2"], "--prior-a does nothing with --estimator empirical"),
+    (["grade", "r", "-o", "g", "--tolerance", "0.01"], "--tolerance does nothing with --grader math (it is for the numeric grader)"),
+    (["grade", "r", "-o", "g", "--ray", "local", "--workers", "4"], "--workers does nothing with --ray (each Ray task grades in a process of its own)"),
+    (["grade", "r", "-o", "-", "--rows-per-part", "10"], "--rows-per-part does nothing with -o - (a stream has no part files)"),
+    (["grade", "r", "-o", "-", "--overwrite"], "--overwrite does nothing with -o - (a stream has no earlier output)"),
+    (["export", "p.jsonl", "w.parquet", "-o", "data", "--refs-per-problem", "2"], "--refs-per-problem does nothing without --references"),
+    (["export", "p.jsonl", "w.parquet", "-o", "data", "--format", "verl", "--references", "g"],
+     "--references does nothing with --format verl (verl rows carry no completion)"),
+    (["export", "p.jsonl", "w.parquet", "-o", "data", "--data-source", "x"], "--data-source does nothing with --format native (it is verl's data_source column)"),
+    (["distill", "d", "--student", "s", "--teacher", "t", "-o", "r", "--switch-at", "0.3"], "--switch-at does nothing with --loss fkl (it is for --loss fkl-then-rkl)"),
+    (["distill", "d", "--student", "s", "--teacher", "t", "-o", "r", "--loss", "akl", "--rkl-max-tokens", "8"],
+     "--rkl-max-tokens does nothing with --loss akl (no stage samples from the student)"),
+    (["distill", "d", "--student", "s", "--teacher", "t", "-o", "r", "--rkl-temperature", "0.5"],
+     "--rkl-temperature does nothing with --loss fkl (no stage samples from the student)"),
+    (["distill", "d", "--student", "s", "--teacher", "t", "-o", "r", "--eval-samples", "8"], "--eval-samples does nothing without --eval"),
+    (["distill", "d", "--student", "s", "--teacher", "t", "-o", "r", "--eval-workers", "2"], "--eval-workers does nothing without --eval"),
+    (["distill", "d", "--student", "s", "--teacher", "t", "-o", "r", "--checkpoint-every", "0", "--keep-checkpoints", "5"],
+     "--keep-checkpoints does nothing with --checkpoint-every 0 (no checkpoints are written)"),
+]
+"""(arguments, the refusal) for the other commands: refused before any input is read (the paths need not exist)."""
+
+
+@pytest.mark.parametrize("arguments,expected", OTHER_CASES)
+def test_other_commands_refuse_a_flag_that_does_nothing_in_their_mode(cli, tmp_path, monkeypatch, arguments, expected):
+    monkeypatch.chdir(tmp_path)
+    result = cli(*arguments)
+    assert_user_error(result, expected)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        ["weight", "g", "-o", "w.parquet", "--alpha", "2", "--beta", "2", "--estimator", "bayes", "--prior-a", "1"],
+        ["weight", "g", "-o", "w.parquet", "--kernel", "band", "--low", "0.2", "--high", "0.8"],
+        ["grade", "r", "-o", "g", "--grader", "numeric", "--tolerance", "0.01"],
+        ["grade", "r", "-o", "g", "--audit", "numeric", "--tolerance", "0.01"],
+        ["distill", "d", "--student", "s", "--teacher", "t", "-o", "r", "--loss", "fkl-then-rkl", "--switch-at", "0.3", "--rkl-max-tokens", "8"],
+        ["distill", "d", "--student", "s", "--teacher", "t", "-o", "r", "--eval", "e.jsonl", "--eval-samples", "8"],
+        ["export", "p.jsonl", "w.parquet", "-o", "data", "--format", "verl", "--data-source", "x"],
+    ],
+)
+def test_the_same_flags_pass_in_the_mode_they_work_in(cli, tmp_path, monkeypatch, arguments):
+    """The command then goes on to its inputs, which do not exist here: that is the error it stops at."""
+    monkeypatch.chdir(tmp_path)
+    result = cli(*arguments)
+    assert result.exit_code == 2
+    assert "does nothing" not in result.stderr, result.stderr

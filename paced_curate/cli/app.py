@@ -93,11 +93,15 @@ def main_options(
 
 
 def fails_cleanly(command):
-    """Turn a `PacedError` raised by `command` into one line on stderr and exit code 2."""
+    """Turn a `PacedError` raised by `command` into one line on stderr and exit code 2, and Ctrl-C into one line
+    and exit code 130; first refuse flags that would do nothing in the chosen mode (`cli.mode_flags`)."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
+        from paced_curate.cli.mode_flags import refuse_unused_flags
+
         try:
+            refuse_unused_flags(kwargs)  # (#24) a flag that would do nothing here is refused before any work
             return command(*args, **kwargs)
         except PacedError as error:
             if _debug:
