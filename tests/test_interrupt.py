@@ -24,11 +24,12 @@ from paced_curate.cli.app import INTERRUPTED
 LINE = f"error: {INTERRUPTED}"
 
 
-def _run_until_first_part(command: list[str], output: Path, timeout: float = 600) -> tuple[int, str, list[psutil.Process]]:
-    """Start `command`, SIGINT it once `output` holds a Parquet part; returns (exit code, stderr, its former children)."""
+def _run_until_first_part(command: list[str], output: Path, timeout: float = 600, pattern: str = "part-*.parquet") -> tuple[int, str, list[psutil.Process]]:
+    """Start `command`, SIGINT it once `output` holds a file matching `pattern` (a Parquet part);
+    returns (exit code, stderr, its former children)."""
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + timeout
-    while not any(output.rglob("part-*.parquet")) and process.poll() is None and time.time() < deadline:
+    while not any(output.rglob(pattern)) and process.poll() is None and time.time() < deadline:
         time.sleep(0.2)
     assert process.poll() is None, f"the command ended before it could be interrupted:\n{process.stderr.read()}"
     children = psutil.Process(process.pid).children(recursive=True)
@@ -85,6 +86,40 @@ def test_ctrl_c_during_an_hf_rollout_exits_130_in_one_line_and_the_rerun_resumes
     import pyarrow.dataset as ds
 
     assert ds.dataset(str(output)).count_rows() == 80
+
+
+def test_ctrl_c_during_an_estimate_exits_130_in_one_line_and_the_rerun_finishes(tiny_model, tmp_path):
+    problems = tmp_path / "problems.jsonl"
+    problems.write_text("".join(json.dumps({"id": f"q{i}", "question": f"{i} + 1 =", "answer": str(i + 1)}) + "\n" for i in range(24)))
+    output = tmp_path / "run"
+    command = [
+        sys.executable, "-m", "paced_curate", "estimate", str(problems), "--model", str(tiny_model), "-o", str(output), "--engine", "hf",
+        "-k", "2", "--max-tokens", "16", "--batch-size", "4", "--problems-per-part", "2", "--chat-template", "off", "--workers", "1",
+        "--kernel", "uniform",  # the random model answers nothing right: p(1-p) would weigh every problem 0
+    ]
+
+    _assert_interrupted_cleanly(*_run_until_first_part(command, output))
+
+    done = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr
+    import pyarrow.dataset as ds
+
+    assert ds.dataset(str(output / "rollouts")).count_rows() == 48
+
+
+def test_ctrl_c_during_distill_exits_130_in_one_line(tmp_path):
+    from paced_curate.toy.models import TinyModelSpec, build_tiny_model
+    from tests.test_distill_data import make_export
+
+    student = build_tiny_model(tmp_path / "student", TinyModelSpec(init_seed=0))
+    teacher = build_tiny_model(tmp_path / "teacher", TinyModelSpec(init_seed=1))
+    data = make_export(tmp_path, n=8)
+    output = tmp_path / "runs"
+    command = [
+        sys.executable, "-m", "paced_curate", "distill", str(data), "--student", str(student), "--teacher", str(teacher), "-o", str(output),
+        "--max-steps", "100000", "--batch-size", "2", "--template", "{prompt}=", "--chat-template", "off", "--device", "cpu",
+    ]
+    _assert_interrupted_cleanly(*_run_until_first_part(command, output, pattern="metrics.jsonl"))
 
 
 @pytest.mark.slow
