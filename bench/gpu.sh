@@ -55,12 +55,12 @@ if [ -n "$WHEELS" ]; then
   export PYTHONPATH="$PYTHONPATH:/tmp/paced-site"
 fi
 
-# Seconds per part: 75 + 150 + 165 + 90 = 480 (8 minutes) at most on the GPU. A dry run checks the code
+# Seconds per part: 75 + 140 + 165 + 100 = 480 (8 minutes) at most on the GPU. A dry run checks the code
 # paths, not the budget: on a shared CPU machine its imports alone can take a minute per process.
 if [ "$DRY_RUN" = 1 ]; then
   LIMITS=(prepare:300 rollout:600 distill:600 fsdp:600)
 else
-  LIMITS=(prepare:75 rollout:150 distill:165 fsdp:90)
+  LIMITS=(prepare:75 rollout:140 distill:165 fsdp:100)
 fi
 NAMES=(prepare:prepare rollout:rollout_overhead distill:distill fsdp:fsdp)
 
