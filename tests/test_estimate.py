@@ -284,7 +284,10 @@ def test_unresolved_counts_problems_at_max_samples_still_above_tolerance(adaptiv
 
 def test_a_start_that_failed_before_drawing_anything_does_not_block_the_corrected_command(cli, problems, tiny_model, tmp_path):
     run = tmp_path / "run"
-    failed = cli("estimate", problems, "--model", tmp_path / "no-such-model", "-o", run, "-k", "1", "--engine", "hf")
+    # A wrong --model is refused before the run folder is made (#24); a malformed problem file fails after it.
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text('{"id": "q0", "question": "1 + 1 =", "answer": "2"}\n{not json\n')
+    failed = cli("estimate", broken, "--model", tiny_model, "-o", run, "-k", "1", "--engine", "hf")
     assert failed.exit_code != 0 and (run / "estimate.json").exists()
     fixed = cli("estimate", problems, "--model", tiny_model, "-o", run, "-k", "1", "--engine", "hf", "--max-tokens", "4", "--estimator", "bayes")
     assert fixed.exit_code == 0, fixed.output
