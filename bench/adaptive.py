@@ -63,7 +63,7 @@ def rollout_config(problems: Path, model: Path, output: Path, samples: int, firs
 
     return RolloutConfig(
         problems=str(problems), model=str(model), output=str(output), samples=samples, first_sample=first_sample,
-        temperature=1.0, max_tokens=MAX_TOKENS, seed=0, engine=engine, dtype="float32", batch_size=1024,
+        temperature=1.0, max_tokens=MAX_TOKENS, seed=0, engine=engine, dtype="float32", batch_size=1024 if engine == "hf" else None,
         prompt_format=PromptFormat(template=TEMPLATE, chat_template="off"),
     )
 

@@ -75,7 +75,7 @@ def main() -> None:
     def config(output: Path, engine: str = "vllm", source: Path = problems_file) -> RolloutConfig:
         return RolloutConfig(
             problems=str(source), model=str(model), output=str(output), engine=engine, samples=args.samples,
-            temperature=1.0, max_tokens=args.max_tokens, prompt_format=fmt, overwrite=True, batch_size=64,
+            temperature=1.0, max_tokens=args.max_tokens, prompt_format=fmt, overwrite=True, batch_size=64 if engine == "hf" else None,
         )
 
     engine = get_engine(config(work / "warm"))

@@ -34,6 +34,11 @@ def say(message: str) -> None:
     console().print(message, markup=False)
 
 
+def plural(count: int, noun: str) -> str:
+    """`count` and `noun`, the noun in the plural unless the count is 1: "1 problem", "2,048 problems"."""
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
+
+
 def show(renderable) -> None:
     """Print a rich renderable (a table) to stderr."""
     console().print(renderable)

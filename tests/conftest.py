@@ -60,6 +60,10 @@ def assert_user_error(result, expected: str) -> None:
     assert "Traceback" not in result.output
 
 
+KV_CACHE_BYTES = 1 << 28
+"""The test server's KV cache: small and fixed, so it starts however busy the machine is (#24)."""
+
+
 def free_port() -> int:
     import socket
 
@@ -84,7 +88,7 @@ def serve_vllm(model, log, *extra: str):
     port = free_port()
     command = [
         sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model), "--host", "127.0.0.1",
-        "--port", str(port), "--gpu-memory-utilization", "0.2", "--no-enable-chunked-prefill", *extra,
+        "--port", str(port), "--kv-cache-memory-bytes", str(KV_CACHE_BYTES), "--no-enable-chunked-prefill", *extra,
     ]
     with open(log, "wb") as sink:
         process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)

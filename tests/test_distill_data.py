@@ -47,7 +47,7 @@ def one_torch_thread():
 @pytest.fixture(scope="session")
 def models(tmp_path_factory) -> dict[str, Path]:
     """Tiny Qwen2 models with the character tokenizer: a student, a wider teacher, and one with another vocabulary."""
-    from transformers import AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from paced_curate.toy.models import TinyModelSpec, build_tiny_model
 
@@ -58,6 +58,10 @@ def models(tmp_path_factory) -> dict[str, Path]:
     tokenizer = AutoTokenizer.from_pretrained(other)
     tokenizer.add_tokens(["<|think|>"], special_tokens=True)
     tokenizer.save_pretrained(other)
+    # Its embedding grows with the vocabulary, so the folder is a usable model (#24's model check).
+    model = AutoModelForCausalLM.from_pretrained(other)
+    model.resize_token_embeddings(len(tokenizer))
+    model.save_pretrained(other)
     return {"student": student, "teacher": teacher, "other_vocab": other}
 
 

@@ -324,7 +324,7 @@ def test_cli_bad_inputs_fail_with_one_line(tmp_path, models, cli, case, expected
     shards = tmp_path / "nowhere" if case == "missing" else data
     teacher = models["other_vocab"] if case == "vocab" else models["teacher"]
     student = tmp_path / "no_model" if case == "student" else models["student"]
-    extra = {"flags": ["--switch-at", "1.5", "--epochs", "1", "--template", "no slot"], "eval": ["--eval", tmp_path / "nowhere.jsonl"]}.get(case, [])
+    extra = {"flags": ["--loss", "fkl-then-rkl", "--switch-at", "1.5", "--epochs", "1", "--template", "no slot"], "eval": ["--eval", tmp_path / "nowhere.jsonl"]}.get(case, [])
     result = cli("distill", shards, "--student", student, "--teacher", teacher, "-o", tmp_path / "run", "--max-steps", "1", *extra)
     assert_user_error(result, expected)
     assert not (tmp_path / "run").exists()

@@ -342,7 +342,7 @@ BAD_FLAGS = [
     (["--copies", "5"], "--copies needs --weights-as copies"),
     (["--weights-as", "copies", "--copies", "0"], "--copies must be at least 1 (got 0)"),
     (["--normalize", "mean"], "--normalize must be rows or none (got 'mean')"),
-    (["--data-source", ""], "--data-source must not be empty"),
+    (["--format", "verl", "--data-source", ""], "--data-source must not be empty"),
 ]
 
 

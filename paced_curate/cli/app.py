@@ -48,7 +48,8 @@ class OneLineUsageErrors(typer.core.TyperGroup):
         except click_errors.ClickException as error:
             error.show()
             sys.exit(error.exit_code)
-        except typer.Abort:
+        except typer.Abort:  # Ctrl-C outside a command's own code (click turns it into Abort)
+            console().print(f"error: {INTERRUPTED}", markup=False, soft_wrap=True)
             sys.exit(130)
         sys.exit(result if isinstance(result, int) else 0)
 
@@ -92,17 +93,28 @@ def main_options(
 
 
 def fails_cleanly(command):
-    """Turn a `PacedError` raised by `command` into one line on stderr and exit code 2."""
+    """Turn a `PacedError` raised by `command` into one line on stderr and exit code 2, and Ctrl-C into one line
+    and exit code 130; first refuse flags that would do nothing in the chosen mode (`cli.mode_flags`)."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
+        from paced_curate.cli.mode_flags import refuse_unused_flags
+
         try:
+            refuse_unused_flags(kwargs)  # (#24) a flag that would do nothing here is refused before any work
             return command(*args, **kwargs)
         except PacedError as error:
             if _debug:
                 raise
             console().print(f"error: {error}", markup=False)
             raise typer.Exit(code=2) from None
+        except KeyboardInterrupt:
+            # Ctrl-C: one line and the shell's code for SIGINT; worker processes ignore SIGINT and
+            # are stopped by their owners on the way out (#24).
+            if _debug:
+                raise
+            console().print(f"error: {INTERRUPTED}", markup=False, soft_wrap=True)
+            raise typer.Exit(code=130) from None
         except PATH_ERRORS as error:
             # A path the user gave that cannot be made or written (-o under a file, a folder
             # without permission): bad input, not a bug.
@@ -114,6 +126,7 @@ def fails_cleanly(command):
     return wrapper
 
 
+INTERRUPTED = "interrupted (Ctrl-C); finished parts are kept, and rerunning the same command resumes from them"
 PATH_ERRORS = (NotADirectoryError, IsADirectoryError, FileExistsError, PermissionError, FileNotFoundError)
 
 

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 TemperatureOption = Annotated[float, typer.Option(help="Sampling temperature (0 = greedy).")]
-TopPOption = Annotated[float, typer.Option("--top-p", help="Nucleus sampling threshold.")]
+TopPOption = Annotated[Optional[float], typer.Option("--top-p", help="Nucleus sampling threshold (default 1).")]
 MaxTokensOption = Annotated[int, typer.Option("--max-tokens", help="Most tokens generated per sample.")]
 SeedOption = Annotated[int, typer.Option(help="Run seed; each sample's seed derives from (seed, problem_id, sample index).")]
 EngineOption = Annotated[str, typer.Option(help="vllm, hf (transformers) or openai (OpenAI-compatible server).")]
@@ -20,10 +20,16 @@ AnswerFieldOption = Annotated[Optional[str], typer.Option("--answer-field", help
 SplitOption = Annotated[Optional[str], typer.Option(help="Split of a Hugging Face dataset folder.")]
 ProblemsPerPartOption = Annotated[int, typer.Option("--problems-per-part", help="Problems per part file.")]
 OverwriteOption = Annotated[bool, typer.Option(help="Replace an existing output made by another command or with other settings, and start afresh (files paced did not write in a folder are never deleted).")]
-TensorParallelSizeOption = Annotated[int, typer.Option("--tensor-parallel-size", help="vllm: GPUs per engine.")]
-MaxModelLenOption = Annotated[Optional[int], typer.Option("--max-model-len", help="Longest prompt + completion.")]
-DtypeOption = Annotated[str, typer.Option(help="auto, float32, bfloat16 or float16.")]
-BatchSizeOption = Annotated[int, typer.Option("--batch-size", help="hf: sequences per generate call.")]
+TensorParallelSizeOption = Annotated[Optional[int], typer.Option("--tensor-parallel-size", help="vllm: GPUs per engine (default 1).")]
+MaxModelLenOption = Annotated[Optional[int], typer.Option("--max-model-len", help="vllm, hf: longest prompt + completion.")]
+DtypeOption = Annotated[Optional[str], typer.Option(help="vllm, hf: auto, float32, bfloat16 or float16 (default auto).")]
+BatchSizeOption = Annotated[Optional[int], typer.Option("--batch-size", help="hf: sequences per generate call (default 64).")]
+GpuMemoryOption = Annotated[Optional[float], typer.Option(
+    "--gpu-memory-utilization", help="vllm: memory fraction for weights and KV cache (default 0.9 on GPU); not with --kv-cache-gib."
+)]
+KvCacheOption = Annotated[Optional[float], typer.Option(
+    "--kv-cache-gib", help="vllm: KV cache size in GiB (default 1 on CPU; on GPU what --gpu-memory-utilization leaves)."
+)]
 TokenizerOption = Annotated[Optional[str], typer.Option(help="openai: local tokenizer folder to render prompts.")]
 AsJsonOption = Annotated[bool, typer.Option("--json", help="Print the result as one JSON document on stdout.")]
 WorkersOption = Annotated[Optional[int], typer.Option(help="Grading processes (default: number of CPUs).")]

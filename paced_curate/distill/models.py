@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from paced_curate.distill.data import Batch, check_same_vocab
 from paced_curate.distill.losses import chunked_kl
 from paced_curate.errors import ConfigError
-from paced_curate.rollout.config import check_model_folder as check_folder
+from paced_curate.model_check import check_model_folder as check_folder
 from paced_curate.rollout.generation import budget_groups, own_generation_config
 
 CAUSAL_LM_SUFFIXES = ("ForCausalLM", "LMHeadModel")
@@ -43,8 +43,8 @@ def quiet_loading():
 
 
 def check_model_folder(flag: str, path: str) -> None:
-    """Refuse a model path that is missing or is not a causal LM that AutoModelForCausalLM loads."""
-    check_folder(flag, path, CAUSAL_LM_SUFFIXES)
+    """Refuse a model folder AutoModelForCausalLM cannot load or paced cannot use (`paced_curate.model_check`, #24)."""
+    check_folder(flag, path, CAUSAL_LM_SUFFIXES, transformers_only=True)
 
 
 def load_tokenizers(student: str, teacher: str):

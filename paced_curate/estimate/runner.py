@@ -52,8 +52,9 @@ from paced_curate.io import (
 )
 from paced_curate.partdir import PartDirectory, claim_output, settings_hash
 from paced_curate.problems import FieldMap, read_problems
-from paced_curate.report import say
+from paced_curate.report import plural, say
 from paced_curate.rollout import run_rollout
+from paced_curate.rollout.config import check_model
 from paced_curate.rollout.prompt_record import KEY as PROMPT_KEY
 from paced_curate.rollout.prompt_record import inherited_prompt_record
 from paced_curate.schema import GRADES, PROBLEMS, ROLLOUTS
@@ -130,6 +131,7 @@ def run_estimate(config: EstimateConfig) -> EstimateResult:
         ResumeMismatch: the run directory holds a run made with other settings or problems.
     """
     started = time.perf_counter()
+    check_model(config.rollout)  # (#24) before the run directory is made
     run = Path(config.output)
     reads = {"problems": config.rollout.problems, "model": config.rollout.model if config.rollout.engine != "openai" else None}
     claim_output(run, kind="estimate", inputs=reads, overwrite=config.overwrite)  # the rule every command follows (#26)
@@ -149,7 +151,7 @@ def run_estimate(config: EstimateConfig) -> EstimateResult:
     open_before = count
     while plan is not None:
         number = len(rounds)
-        say(f"== round {number}: samples {plan.first_sample}-{plan.first_sample + plan.count - 1} of {len(plan.problems):,} problems")
+        say(f"== round {number}: samples {plan.first_sample}-{plan.first_sample + plan.count - 1} of {plural(len(plan.problems), 'problem')}")
         graded = _run_round(config, problems, plan, run / ROUNDS_DIR / f"round-{number:03d}")
         _add_counts(graded, ids, n_samples, n_correct, n_scored)
         prior = None
@@ -172,7 +174,7 @@ def run_estimate(config: EstimateConfig) -> EstimateResult:
             "projected_total": projected, "prior": prior.to_dict() if prior is not None else None,
         })
         say(
-            f"round {number} done: {n_open:,} of {count:,} problems still open, {spent:,} samples spent, "
+            f"round {number} done: {n_open:,} of {plural(count, 'problem')} still open, {plural(spent, 'sample')} spent, "
             f"projected total {projected:,} ({projected / count:.2f} per problem; a fixed K = {policy.max_samples} "
             f"would draw {count * policy.max_samples:,})"
         )
@@ -378,7 +380,7 @@ def teacher_saving_line(result: EstimateResult) -> str:
     """How much teacher generation the weights save: problems with weight 0 need no reference."""
     share = result.zero_weight_problems / result.problems
     line = (
-        f"teacher references are needed for {result.teacher_problems:,} of {result.problems:,} problems "
+        f"teacher references are needed for {result.teacher_problems:,} of {plural(result.problems, 'problem')} "
         f"(weight > 0, listed in {result.teacher_problems_file}); the other {result.zero_weight_problems:,} ({share:.0%}) "
         "need no teacher generation"
     )

@@ -6,12 +6,12 @@ milliseconds instead of after a minute of engine start-up.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from paced_curate.errors import ConfigError
+from paced_curate.errors import ConfigError, PacedError
+from paced_curate.model_check import check_model_folder, check_tokenizer_folder
 from paced_curate.problems import FieldMap
 from paced_curate.rollout.generation import GENERATION_CONFIG_MODES, checkpoint_sampling
 from paced_curate.rollout.prompts import PromptFormat
@@ -21,7 +21,18 @@ ENGINES = ("vllm", "hf", "openai")
 # What both vLLM and transformers accept by name (vLLM also knows "half", "float", ...: the
 # names below are the ones paced documents).
 DTYPES = ("auto", "float32", "float16", "bfloat16")
-CAUSAL_LM_SUFFIXES = ("ForCausalLM", "LMHeadModel", "ForConditionalGeneration")
+DEFAULTS = {
+    "top_p": 1.0, "tensor_parallel_size": 1, "dtype": "auto", "batch_size": 64, "max_in_flight": 1024,
+    "concurrency": 32, "request_timeout": 600.0, "max_retries": 5,
+}
+"""What a field left at None (flag not given) means; `RolloutConfig.resolved` applies it."""
+ENGINE_FLAGS = {
+    "tensor_parallel_size": ("vllm",), "gpu_memory_utilization": ("vllm",), "kv_cache_gib": ("vllm",), "max_in_flight": ("vllm",),
+    "batch_size": ("hf",), "max_model_len": ("vllm", "hf"), "dtype": ("vllm", "hf"),
+    "base_url": ("openai",), "api_key": ("openai",), "tokenizer": ("openai",), "concurrency": ("openai",),
+    "request_timeout": ("openai",), "max_retries": ("openai",),
+}
+"""Field -> the engines it does something for; given with another engine, it is refused."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -41,8 +52,8 @@ class RolloutConfig:
     the same samples a run with more samples would draw there (to extend an earlier run)."""
     temperature: float = 1.0
     """Sampling temperature (0 = greedy)."""
-    top_p: float = 1.0
-    """Nucleus sampling threshold."""
+    top_p: float | None = None
+    """Nucleus sampling threshold (default 1; does nothing at temperature 0)."""
     max_tokens: int = 1024
     """Most tokens generated per sample."""
     seed: int = 0
@@ -64,30 +75,34 @@ class RolloutConfig:
     --tensor-parallel-size GPUs), one on a CPU-only cluster (#17)."""
     overwrite: bool = False
     """Delete an existing output and start afresh."""
-    tensor_parallel_size: int = 1
-    """vllm: GPUs per engine."""
+    tensor_parallel_size: int | None = None
+    """vllm: GPUs per engine (default 1)."""
     gpu_memory_utilization: float | None = None
-    """vllm: memory fraction for weights and KV cache (on CPU, of RAM); default 0.9 on GPU, 0.2 on CPU."""
+    """vllm on GPU: memory fraction for weights and KV cache (default 0.9); on CPU, the fraction of RAM vLLM sizes
+    the KV cache from (instead of --kv-cache-gib)."""
+    kv_cache_gib: float | None = None
+    """vllm: KV cache size in GiB (default on CPU 1 GiB, or VLLM_CPU_KVCACHE_SPACE when set; on GPU, what
+    --gpu-memory-utilization leaves). Checked against free memory before the engine starts."""
     max_model_len: int | None = None
     """vllm/hf: longest prompt + completion (default: the model's)."""
-    dtype: str = "auto"
-    """Model dtype (auto, float32, bfloat16, float16)."""
-    batch_size: int = 64
-    """hf: sequences per generate call."""
-    max_in_flight: int = 1024
-    """vllm: problems submitted to the scheduler at a time."""
+    dtype: str | None = None
+    """vllm/hf: model dtype (auto, float32, bfloat16, float16; default auto)."""
+    batch_size: int | None = None
+    """hf: sequences per generate call (default 64)."""
+    max_in_flight: int | None = None
+    """vllm: problems submitted to the scheduler at a time (default 1024)."""
     base_url: str | None = None
     """openai: server URL, e.g. http://127.0.0.1:8000/v1."""
     api_key: str | None = None
     """openai: API key (default: $OPENAI_API_KEY, else none)."""
     tokenizer: str | None = None
     """openai: local tokenizer folder, to render prompts exactly as the vllm and hf engines do."""
-    concurrency: int = 32
-    """openai: requests in flight."""
-    request_timeout: float = 600.0
-    """openai: seconds before a request is retried."""
-    max_retries: int = 5
-    """openai: retries after a 5xx, 429, timeout or connection error."""
+    concurrency: int | None = None
+    """openai: requests in flight (default 32)."""
+    request_timeout: float | None = None
+    """openai: seconds before a request is retried (default 600)."""
+    max_retries: int | None = None
+    """openai: retries after a 5xx, 429, timeout or connection error (default 5)."""
     generation_config: str = "ignore"
     """ignore: sample with paced's settings only; model: take temperature, top_p, top_k, repetition_penalty and
     min_new_tokens from the checkpoint's generation_config.json where it sets them (recorded in provenance)."""
@@ -102,12 +117,19 @@ class RolloutConfig:
             problems.append(f"--max-tokens must be at least 1, not {self.max_tokens}")
         if self.temperature < 0:
             problems.append(f"--temperature must be >= 0, not {self.temperature}")
-        if not 0 < self.top_p <= 1:
+        if self.top_p is not None and not 0 < self.top_p <= 1:
             problems.append(f"--top-p must be in (0, 1], not {self.top_p}")
         if self.engine not in ENGINES:
             problems.append(f"--engine must be one of {', '.join(ENGINES)}, not {self.engine!r}")
-        if self.batch_size < 1 or self.max_in_flight < 1:
-            problems.append("--batch-size and --max-in-flight must be at least 1")
+        for name in ("batch_size", "max_in_flight", "tensor_parallel_size", "concurrency"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                problems.append(f"--{name.replace('_', '-')} must be at least 1, not {getattr(self, name)}")
+        if self.max_retries is not None and self.max_retries < 0:
+            problems.append(f"--max-retries must be at least 0, not {self.max_retries}")
+        if self.request_timeout is not None and not self.request_timeout > 0:
+            problems.append(f"--request-timeout must be > 0, not {self.request_timeout}")
+        if self.kv_cache_gib is not None and not self.kv_cache_gib > 0:
+            problems.append(f"--kv-cache-gib must be > 0, not {self.kv_cache_gib}")
         if self.problems_per_part < 1:
             problems.append("--problems-per-part must be at least 1")
         if self.shard is not None and not re.fullmatch(r"\d+/\d+", self.shard):
@@ -128,12 +150,19 @@ class RolloutConfig:
             problems.append(f"--generation-config must be ignore or model, not {self.generation_config!r}")
         elif self.generation_config == "model" and self.engine == "openai" and not self.tokenizer:
             problems.append("--generation-config model with --engine openai reads generation_config.json from --tokenizer; give it")
-        if self.dtype not in DTYPES:
+        if self.dtype is not None and self.dtype not in DTYPES:
             problems.append(f"--dtype must be one of {', '.join(DTYPES)}, not {self.dtype!r}")
         if self.gpu_memory_utilization is not None and not 0 < self.gpu_memory_utilization <= 1:
             problems.append("--gpu-memory-utilization must be in (0, 1]")
+        if self.engine in ENGINES:
+            problems.extend(unused_flags(self))
         if problems:
             raise ConfigError("; ".join(problems))
+
+    def resolved(self, name: str):
+        """The value of field `name`, with its default where the flag was not given (None)."""
+        value = getattr(self, name)
+        return DEFAULTS.get(name) if value is None else value
 
     @property
     def shard_index(self) -> int:
@@ -153,7 +182,7 @@ class RolloutConfig:
         """What each request samples with: the flags, overridden by `checkpoint_sampling()`."""
         values = self.checkpoint_sampling()
         return Sampling(
-            self.samples, float(values.get("temperature", self.temperature)), float(values.get("top_p", self.top_p)),
+            self.samples, float(values.get("temperature", self.temperature)), float(values.get("top_p", self.resolved("top_p"))),
             self.max_tokens, top_k=int(values.get("top_k", 0)), repetition_penalty=float(values.get("repetition_penalty", 1.0)),
             min_tokens=int(values.get("min_new_tokens", 0)),
         )
@@ -166,7 +195,7 @@ class RolloutConfig:
             "samples": self.samples,
             "first_sample": self.first_sample,
             "temperature": self.temperature,
-            "top_p": self.top_p,
+            "top_p": self.resolved("top_p"),
             "max_tokens": self.max_tokens,
             "seed": self.seed,
             "template": self.prompt_format.template,
@@ -177,11 +206,49 @@ class RolloutConfig:
             "answer_field": self.fields.answer_field,
             "split": self.fields.split,
             "shard": self.shard,
-            "dtype": self.dtype,
+            "dtype": self.resolved("dtype"),
             "max_model_len": self.max_model_len,
             "generation_config": self.generation_config,
             "checkpoint_sampling": self.checkpoint_sampling(),
         }
+
+
+def unused_flags(config: RolloutConfig) -> list[str]:
+    """Flags given that would do nothing with the chosen engine, input and sampling: each is refused, so a
+    setting the user believes in cannot be silently ignored (#24)."""
+    found = []
+    for name, engines in ENGINE_FLAGS.items():
+        if getattr(config, name) is not None and config.engine not in engines:
+            found.append(f"{flag_name(name)} does nothing with --engine {config.engine} (it is for {' and '.join(engines)})")
+    if config.kv_cache_gib is not None and config.gpu_memory_utilization is not None:
+        found.append("--kv-cache-gib sets the KV cache size, so --gpu-memory-utilization would do nothing: give one of them")
+    if config.top_p is not None and config.temperature == 0:
+        found.append("--top-p does nothing at --temperature 0 (greedy decoding)")
+    if config.fields.split is not None and not is_dataset_folder(config.problems):
+        found.append(f"--split picks a split of a Hugging Face dataset folder; {config.problems} is not one")
+    if config.overwrite and config.output == "-":
+        found.append("--overwrite does nothing with -o - (a stream has no earlier output)")
+    if config.gpus and config.engine == "openai":
+        found.append("--gpus does nothing with --engine openai (the server owns the GPUs)")
+    return found
+
+
+def flag_name(field_name: str) -> str:
+    """The command-line flag of a config field."""
+    return "--" + field_name.replace("_", "-")
+
+
+def is_dataset_folder(path: str) -> bool:
+    """Whether `path` is a folder other than a folder of Parquet files (which has no splits)."""
+    from paced_curate.problems import parquet_folder_files
+
+    folder = Path(path)
+    if path == "-" or not folder.is_dir():
+        return False
+    try:
+        return parquet_folder_files(folder) is None
+    except PacedError:
+        return False  # an unfinished paced output: the reader says so
 
 
 def _ray_problems(config: RolloutConfig) -> list[str]:
@@ -201,26 +268,12 @@ def _ray_problems(config: RolloutConfig) -> list[str]:
 
 
 def check_model(config: RolloutConfig) -> None:
-    """Refuse a model path that is missing or is not a causal LM, before any heavy import."""
-    if config.engine == "openai":
-        return
-    check_model_folder("--model", config.model)
+    """Refuse a model (vllm, hf) or tokenizer (openai) folder paced cannot use, before any work (#24).
 
-
-def check_model_folder(flag: str, path: str, suffixes: tuple[str, ...] = CAUSAL_LM_SUFFIXES) -> None:
-    """Refuse a model folder that is missing or whose architecture does not end in one of `suffixes`.
-
-    Reads config.json only, so a bad path fails before torch or vLLM is imported.
+    See `paced_curate.model_check`: config, weights, tensor names and shapes, tokenizer, vocabulary.
     """
-    folder = Path(path)
-    if not folder.is_dir():
-        raise ConfigError(f"{flag} {path}: no such folder (models load from local folders; nothing is downloaded)")
-    config_file = folder / "config.json"
-    if not config_file.exists():
-        raise ConfigError(f"{flag} {path}: has no config.json, so it is not a Hugging Face model folder")
-    try:
-        architectures = json.loads(config_file.read_text()).get("architectures") or []
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ConfigError(f"{flag} {path}: config.json is not valid JSON: {error}") from None
-    if not any(name.endswith(suffixes) for name in architectures):
-        raise ConfigError(f"{flag} {path}: is not a causal LM (architectures: {architectures or 'none'})")
+    if config.engine == "openai":
+        if config.tokenizer is not None:
+            check_tokenizer_folder("--tokenizer", config.tokenizer)
+        return
+    check_model_folder("--model", config.model, transformers_only=config.engine == "hf")

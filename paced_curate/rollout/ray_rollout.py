@@ -32,7 +32,7 @@ import pyarrow as pa
 
 from paced_curate.errors import ConfigError
 from paced_curate.ray_cluster import quiet_data_context, ray_cluster
-from paced_curate.report import StageProgress, say
+from paced_curate.report import StageProgress, plural, say
 from paced_curate.rollout.config import RolloutConfig
 from paced_curate.rollout.prompt_record import KEY as PROMPT_KEY
 from paced_curate.rollout.prompt_record import prompt_record
@@ -61,8 +61,6 @@ class EngineReplica:
 
         self.config = config
         self.engine = get_engine(config)
-        if config.engine == "vllm":
-            self.engine.max_in_flight = config.max_in_flight
         self.sampling = config.sampling()
 
     def __call__(self, batch: pa.Table) -> pa.Table:
@@ -132,7 +130,7 @@ def _generate_on_ray(ray, config: RolloutConfig, problems: pa.Table, todo: list[
     import ray.data
 
     quiet_data_context()
-    replicas, resources = replica_plan(ray.cluster_resources(), config.tensor_parallel_size)
+    replicas, resources = replica_plan(ray.cluster_resources(), config.resolved("tensor_parallel_size"))
     if "num_gpus" not in resources:
         # Ray gives an actor OMP_NUM_THREADS=<its CPUs> (1); the local path uses every core, and
         # the same thread count keeps CPU results identical to it.
@@ -146,7 +144,7 @@ def _generate_on_ray(ray, config: RolloutConfig, problems: pa.Table, todo: list[
         replica, batch_size=None, batch_format="pyarrow", fn_constructor_kwargs={"config": config},
         compute=ray.data.ActorPoolStrategy(size=min(replicas, len(blocks))), **resources,
     )
-    say(f"rollout on Ray: {len(todo)} problems in {len(blocks)} tasks over {min(replicas, len(blocks))} engine replicas")
+    say(f"rollout on Ray: {plural(len(todo), 'problem')} in {plural(len(blocks), 'task')} over {plural(min(replicas, len(blocks)), 'engine replica')}")
     started = time.perf_counter()
     collected: dict[int, dict[int, Sample]] = {}
     written: set[int] = set()
@@ -171,5 +169,5 @@ def _generate_on_ray(ray, config: RolloutConfig, problems: pa.Table, todo: list[
                     progress.advance(1, samples=len(ordered), tokens=sum(s.completion_tokens for s in ordered))
     missing = len(todo) - len(written)
     if missing:
-        raise RuntimeError(f"Ray returned samples for {len(written)} of {len(todo)} problems; rerun to resume")
+        raise RuntimeError(f"Ray returned samples for {len(written)} of {plural(len(todo), 'problem')}; rerun to resume")
     return time.perf_counter() - started

@@ -23,7 +23,7 @@ from paced_curate.io import SHARD_NAME, STDIO, input_digest
 from paced_curate.partdir import PartDirectory, run_provenance
 from paced_curate.pipes import ArrowStdout
 from paced_curate.problems import read_problems
-from paced_curate.report import StageProgress, say
+from paced_curate.report import StageProgress, plural, say
 from paced_curate.rollout.config import RolloutConfig, check_model
 from paced_curate.rollout.prompt_record import KEY as PROMPT_KEY
 from paced_curate.rollout.prompt_record import prompt_record
@@ -84,9 +84,9 @@ def run_with(config: RolloutConfig, generate, *, shard: bool) -> RolloutResult:
             `sink.provenance[PROMPT_KEY]` and `writer.add` every problem of `todo`.
         shard: apply `--shard I/N` (the Ray path takes every problem).
     """
-    check_model(config)
+    problems = read_problems(config.problems, config.fields)  # first: a bad file fails before torch is imported
+    check_model(config)  # (#24) before the output is opened
     sink = _open_sink(config)  # checks -o before any work (#26)
-    problems = read_problems(config.problems, config.fields)
     if shard and config.shard:
         problems = problems.take(list(range(config.shard_index, problems.num_rows, config.shard_count)))
     passthrough = _passthrough(problems, config.problems)
@@ -94,7 +94,7 @@ def run_with(config: RolloutConfig, generate, *, shard: bool) -> RolloutResult:
     done = sink.done_ids()
     todo = [index for index, problem_id in enumerate(ids) if problem_id not in done]
     if done:
-        say(f"resuming {sink.name}: {len(ids) - len(todo)} of {len(ids)} problems already done")
+        say(f"resuming {sink.name}: {len(ids) - len(todo):,} of {plural(len(ids), 'problem')} already done")
     writer = _InOrderParts(todo, problems, passthrough, config.samples, config.problems_per_part, sink, config.first_sample)
     seconds = generate(config, problems, todo, writer, sink) if todo else 0.0
     writer.flush(final=True)
@@ -111,8 +111,6 @@ def _generate_here(config: RolloutConfig, problems: pa.Table, todo: list[int], w
     from paced_curate.rollout.engines import get_engine
 
     engine = get_engine(config)
-    if config.engine == "vllm":
-        engine.max_in_flight = config.max_in_flight
     # The export rebuilds the prompts from this record, so trainers see what the student saw (#14).
     sink.provenance[PROMPT_KEY] = prompt_record(config.prompt_format, engine.tokenizer)
     return _generate(config, engine, problems, todo, writer)
@@ -244,10 +242,10 @@ class _DirectorySink:
         inputs = {"problems": {"path": config.problems, "sha256": input_digest(config.problems)}}
         # Options that do not change the rows; the API key is never written down.
         options = (
-            "problems_per_part", "tensor_parallel_size", "gpu_memory_utilization", "batch_size", "max_in_flight",
+            "problems_per_part", "tensor_parallel_size", "gpu_memory_utilization", "kv_cache_gib", "batch_size", "max_in_flight",
             "base_url", "tokenizer", "concurrency", "request_timeout", "max_retries",
         )
-        extra = {"engine_options": {name: getattr(config, name) for name in options}}
+        extra = {"engine_options": {name: config.resolved(name) for name in options}}
         # Folders it reads but does not hash: -o must not overlap them either (#26).
         model = {"model": config.model} if config.engine != "openai" else {}
         if config.tokenizer:

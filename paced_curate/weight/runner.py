@@ -38,6 +38,7 @@ from paced_curate.io import (
 from paced_curate.partdir import claim_output, command_line, package_versions
 from paced_curate.pipes import stdin_schema
 from paced_curate.problems import parquet_folder_files
+from paced_curate.report import plural
 from paced_curate.samples import paced_stage, read_verdicts, repeated_sample_error
 from paced_curate.rollout.prompt_record import KEY as PROMPT_KEY
 from paced_curate.rollout.prompt_record import inherited_prompt_record, schema_record
@@ -241,7 +242,7 @@ def run_weight(config: WeightConfig) -> WeightResult:
         shown = ", ".join(repr(table.column("problem_id")[int(i)].as_py()) for i in unscored[:5])
         more = f" and {len(unscored) - 5:,} more" if len(unscored) > 5 else ""
         warnings.append(
-            f"{len(unscored):,} of {table.num_rows:,} problems have no scored samples (all excluded) "
+            f"{len(unscored):,} of {plural(table.num_rows, 'problem')} have no scored samples (all excluded) "
             f"and get weight 0: {shown}{more}"
         )
     provenance = {
