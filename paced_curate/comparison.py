@@ -2,10 +2,11 @@
 
 Pure bookkeeping over the rows `demo.run_methods` returns (one per student, world and
 training seed); `paced demo` and `bench/reproduce.py` both summarise with it, so their tables
-mean the same thing. README, "Does PACED help here?", states the design.
+mean the same thing. bench/reproduce_prereg.md states the design (the registered family
+`REGISTERED_PAIRS` x `FAMILY_METRICS`, Holm at `ALPHA`, the decision rule `verdict`).
 
-    summary = summarise(rows)           # per method: mean and 95% interval; paired vs unweighted; Holm over the family
-    show_summary(summary, seeds=5, what="worlds")
+    summary = summarise(rows)           # per method: mean and 95% interval; paired vs unweighted; Holm over the registered family
+    show_summary(summary, seeds=12, what="worlds")
     plot_curves(rows, "curves.png")
 """
 
@@ -31,12 +32,15 @@ the weight a problem solved once in K = 8 samples gets, w(1/8) = 7/64 = 0.109 (0
 down). So a problem the student never (or always) solves stays in training, as Uni-OPD (arXiv
 2605.03677) found better than dropping it, yet weighs about 11 times less than the least of the
 frontier problems, which keep the paper's ordering among themselves."""
+PLUG_IN = {"estimator": "empirical", "normalize": "mean"}
+"""Pinned, not left to `paced weight`'s defaults: the registered comparison's weights are plug-in
+p = correct / K, normalised to mean 1 (the export then normalises over the trained rows)."""
 WEIGHTINGS = {
     # name: `WeightConfig` settings of the export's weights
-    "paced": {"kernel": "beta"},
-    "paced floor": {"kernel": "beta", "floor": FLOOR},
-    "unweighted": {"kernel": "uniform"},
-    "hard filter": {"kernel": "band", "low": 0.125, "high": 0.875},
+    "paced": {"kernel": "beta", "alpha": 1.0, "beta": 1.0} | PLUG_IN,
+    "paced floor": {"kernel": "beta", "alpha": 1.0, "beta": 1.0} | PLUG_IN | {"floor": FLOOR},
+    "unweighted": {"kernel": "uniform"} | PLUG_IN,
+    "hard filter": {"kernel": "band", "low": 0.125, "high": 0.875} | PLUG_IN,
 }
 METHODS = {
     # name: (weighting of the export, distillation loss); base (no training) is always evaluated too
@@ -53,7 +57,17 @@ REFERENCE = "unweighted"
 ALPHA = 0.05
 """Family-wise error rate of the Holm-corrected paired comparisons."""
 FAMILY_METRICS = ("heldout", "hard", "probe_change")
-"""The metrics of the default family: every trained method against unweighted on each of them."""
+"""The metrics of the registered family: each pair of `REGISTERED_PAIRS` is compared on each of them."""
+REGISTERED_PAIRS = (
+    # (method, reference): a positive difference means `method` did better (bench/reproduce_prereg.md, H1-H6)
+    ("PACED fkl-then-rkl", "unweighted"),   # H1: does PACED beat uniform weights (and forget less)?
+    ("PACED floor", "PACED fkl-then-rkl"),  # H2: does keeping p = 0 and p = 1 problems at a small weight beat dropping them?
+    ("PACED fkl-then-rkl", "hard filter"),  # H3: does the beta kernel's shape add to leaving out p = 0 and p = 1?
+    ("PACED fkl-then-rkl", "AKL"),          # H4: does PACED beat the paper's baseline?
+    ("PACED fkl-then-rkl", "PACED fkl"),    # H5: is fkl-then-rkl better than fkl alone?
+    ("PACED fkl-then-rkl", "PACED rkl"),    # H6: ... than rkl alone?
+)
+"""The pre-registered family's pairs (bench/reproduce_prereg.md): with `FAMILY_METRICS`, 18 comparisons Holm-corrected as one family."""
 METRICS = ("heldout", "heldout_add", "heldout_mul", "hard", "probe", "probe_change", "train_tokens", "teacher_tokens")
 """heldout: the pool's distribution (frontier additions and out-of-reach products); hard: the
 longest chains; probe: differences (never distilled); probe_change: probe minus the base
@@ -134,48 +148,80 @@ def holm(p_values: list[float | None]) -> list[float | None]:
     return adjusted
 
 
-def paired_family(rows: list[dict], comparisons: list[tuple[str, str]], reference: str = REFERENCE, alpha: float = ALPHA) -> dict:
-    """Paired comparisons against `reference`, Holm-corrected as one family.
+def paired_family(rows: list[dict], comparisons: list[tuple], reference: str = REFERENCE, alpha: float = ALPHA) -> dict:
+    """Paired comparisons, Holm-corrected as one family.
 
-    For each (method, metric): the differences method - reference over the (world, seed) pairs
-    both have, their paired t-test (`paired_t`) and the Holm-adjusted p-value over the m
-    comparisons that have one (`holm`). A comparison is a finding when p_holm <= alpha. Each
-    also gets the level Holm's step-down tests it at, alpha / (m - rank + 1) (rank 1 = smallest
-    p), and an interval at confidence 1 - alpha / m: these Bonferroni intervals hold for the
-    whole family at once (coverage >= 1 - alpha); one that excludes 0 implies a Holm finding,
-    not the other way round.
+    For each (method, metric) or (method, metric, against): the differences method - against
+    (`reference` when not given) over the (world, seed) pairs both have, their paired t-test
+    (`paired_t`) and the Holm-adjusted p-value over the m comparisons that have one (`holm`).
+    A comparison is a finding when p_holm <= alpha; its verdict (`verdict`) is then "better"
+    or "worse" by the sign of the mean difference, else "no difference shown". Each also gets
+    the level Holm's step-down tests it at, alpha / (m - rank + 1) (rank 1 = smallest p), and an
+    interval at confidence 1 - alpha / m: these Bonferroni intervals hold for the whole family
+    at once (coverage >= 1 - alpha); one that excludes 0 implies a Holm finding, not the other
+    way round.
 
     Args:
         rows: one per (method, world, seed), as `demo.run_methods` returns them (probe_change
             is computed here when missing).
-        comparisons: (method, metric) pairs; methods or metrics absent from the rows give n = 0.
-        reference: the method every difference is taken against.
+        comparisons: (method, metric) or (method, metric, against) tuples; methods or metrics
+            absent from the rows give n = 0.
+        reference: the method a difference is taken against when a comparison names none.
         alpha: the family-wise error rate.
 
     Returns:
-        {"alpha", "m", "reference", "comparisons": [{"method", "metric", "values", "mean", "n",
-        "t", "p", "p_holm", "holm_alpha", "finding", "low", "high", "low_95", "high_95"}]}.
+        {"alpha", "m", "reference", "comparisons": [{"method", "reference", "metric", "values",
+        "mean", "n", "t", "p", "p_holm", "holm_alpha", "finding", "verdict", "low", "high",
+        "low_95", "high_95"}]}.
     """
     _add_probe_change(rows)
     by_key, pairs = _index(rows)
     tests = []
-    for method, metric in comparisons:
-        diffs = _paired_values(by_key, pairs, method, reference, metric)
-        tests.append((method, metric, diffs, paired_t(diffs)))
+    for comparison in comparisons:
+        method, metric, against = (*comparison, reference) if len(comparison) == 2 else comparison
+        diffs = _paired_values(by_key, pairs, method, against, metric)
+        tests.append((method, against, metric, diffs, paired_t(diffs)))
     m = sum(1 for *_, test in tests if test["p"] is not None)
     adjusted = holm([test["p"] for *_, test in tests])
     order = sorted((test["p"], i) for i, (*_, test) in enumerate(tests) if test["p"] is not None)
     rank = {i: position + 1 for position, (_, i) in enumerate(order)}
     out = []
-    for i, (method, metric, diffs, test) in enumerate(tests):
+    for i, (method, against, metric, diffs, test) in enumerate(tests):
         wide = paired_t(diffs, confidence=1 - alpha / m) if m else test
-        out.append({
-            "method": method, "metric": metric, "values": diffs, "mean": test["mean"], "n": test["n"], "t": test["t"], "p": test["p"],
-            "p_holm": adjusted[i], "holm_alpha": alpha / (m - rank[i] + 1) if i in rank else None,
+        entry = {
+            "method": method, "reference": against, "metric": metric, "values": diffs, "mean": test["mean"], "n": test["n"],
+            "t": test["t"], "p": test["p"], "p_holm": adjusted[i], "holm_alpha": alpha / (m - rank[i] + 1) if i in rank else None,
             "finding": adjusted[i] is not None and adjusted[i] <= alpha,
             "low": wide["low"], "high": wide["high"], "low_95": test["low"], "high_95": test["high"],
-        })
+        }
+        out.append(entry | {"verdict": verdict(entry)})
     return {"alpha": alpha, "m": m, "reference": reference, "comparisons": out}
+
+
+def verdict(comparison: dict) -> str:
+    """The registered decision rule (bench/reproduce_prereg.md) for one comparison of `paired_family`.
+
+    Returns:
+        "better" (Holm-adjusted p <= alpha and a positive mean difference: the method did
+        better than its reference; on probe change, it forgot less), "worse" (the same with a
+        negative mean), "no difference shown" (not rejected: no claim either way, not
+        equivalence), or "not tested" (fewer than two paired values).
+    """
+    if comparison["p"] is None:
+        return "not tested"
+    if not comparison["finding"] or not comparison["mean"]:
+        return "no difference shown"
+    return "better" if comparison["mean"] > 0 else "worse"
+
+
+def registered_family(methods) -> list[tuple[str, str, str]]:
+    """The registered comparisons (`REGISTERED_PAIRS` x `FAMILY_METRICS`) whose two methods are both in `methods`.
+
+    Returns:
+        (method, metric, reference) tuples for `paired_family`, pair by pair.
+    """
+    present = set(methods)
+    return [(method, metric, against) for method, against in REGISTERED_PAIRS if {method, against} <= present for metric in FAMILY_METRICS]
 
 
 def _add_probe_change(rows: list[dict]) -> None:
@@ -213,9 +259,9 @@ def steps_to_reach(curve: list[tuple[int, float]], target: float) -> int | None:
 def summarise(rows: list[dict], family_metrics: tuple[str, ...] = FAMILY_METRICS, alpha: float = ALPHA) -> dict:
     """Per method: each metric's mean and 95% interval over (world, seed) pairs; paired
     differences against unweighted with 95% intervals; steps to reach unweighted's final
-    held-out accuracy on the learning curve of the same world and seed; and "holm": every
-    trained method against unweighted on `family_metrics`, Holm-corrected as one family
-    (`paired_family`).
+    held-out accuracy on the learning curve of the same world and seed; and "holm": the
+    registered comparisons among the methods present (`registered_family`) on
+    `family_metrics`, Holm-corrected as one family with verdicts (`paired_family`).
     """
     by_key = {(row["world"], row["seed"], row["method"]): row for row in rows}
     for row in rows:
@@ -242,8 +288,8 @@ def summarise(rows: list[dict], family_metrics: tuple[str, ...] = FAMILY_METRICS
             reached = [s for s in steps if s is not None]
             summary["steps_to_reach"][method] = {"values": steps, "reached": len(reached), "n": len(steps),
                                                  "median": statistics.median(reached) if reached else None}
-    if REFERENCE in methods:
-        family = [(method, metric) for method in methods if method not in ("base", REFERENCE) for metric in family_metrics]
+    family = [c for c in registered_family(methods) if c[1] in family_metrics]
+    if family:
         summary["holm"] = paired_family(rows, family, REFERENCE, alpha)
     return summary
 
@@ -278,20 +324,29 @@ def show_summary(summary: dict, seeds: int, what: str) -> None:
         show_holm(summary["holm"], seeds, what)
 
 
+LABELS = {"heldout": "held-out (pool)", "hard": "hard", "probe_change": "probe change"}
+VERDICT_WORDS = {("probe_change", "better"): "forgets less", ("probe_change", "worse"): "forgets more"}
+
+
+def verdict_words(comparison: dict) -> str:
+    """`comparison["verdict"]` as the tables print it: on probe change, "forgets less" / "forgets more"."""
+    return VERDICT_WORDS.get((comparison["metric"], comparison["verdict"]), comparison["verdict"])
+
+
 def show_holm(family: dict, seeds: int, what: str) -> None:
-    """Print the Holm-corrected family on stderr: mean difference, simultaneous interval, p and Holm-adjusted p."""
-    labels = {"heldout": "held-out (pool)", "hard": "hard", "probe_change": "probe change"}
+    """Print the Holm-corrected family on stderr: per comparison the mean difference, its
+    simultaneous interval, the Holm-adjusted p and the verdict of the registered decision rule."""
     rows = []
     for c in family["comparisons"]:
         interval_text = _ci({"mean": c["mean"], "low": c["low"], "high": c["high"]}, signed=True)
-        p = "n/a" if c["p"] is None else f"{c['p']:.4f}"
-        p_holm = "n/a" if c["p_holm"] is None else f"{c['p_holm']:.4f}" + (" *" if c["finding"] else "")
-        rows.append([c["method"], labels.get(c["metric"], c["metric"]), interval_text, p, p_holm])
+        p_holm = "n/a" if c["p_holm"] is None else f"{c['p_holm']:.4f}"
+        rows.append([f"{c['method']} vs {c['reference']}", LABELS.get(c["metric"], c["metric"]), interval_text, p_holm, verdict_words(c)])
     if rows and family["m"]:  # no comparison has two paired values (one world, one seed): nothing to test
         m, alpha = family["m"], family["alpha"]
-        show(_table(f"paired difference vs {family['reference']} over {seeds} {what}, Holm-corrected over {m} comparisons: "
-                    f"mean [{1 - alpha / max(m, 1):.2%} simultaneous interval], p, Holm p (* <= {alpha:g})",
-                    ["student", "metric", "difference", "p", "Holm p"], rows))
+        show(_table(f"is the first method better? paired difference over {seeds} {what}, Holm-corrected over {m} comparisons: "
+                    f"mean [{1 - alpha / max(m, 1):.2%} simultaneous interval], Holm p; better / worse only where Holm p <= {alpha:g}, "
+                    "else no difference shown (which is not evidence that there is none)",
+                    ["comparison", "metric", "difference", "Holm p", "verdict"], rows))
 
 
 def plot_curves(rows: list[dict], path: str | Path) -> Path | None:

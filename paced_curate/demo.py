@@ -17,7 +17,7 @@ says what it does on stderr, and every artifact lands in the work folder):
 `run_methods` then distills the student once per method (`comparison.METHODS`) with learning
 curves from `paced distill --eval`, and evaluates every student on the held-out sets.
 `paced demo` runs a few training seeds of a few methods on one prepared world and prints the
-table with 95% intervals; `bench/reproduce.py` runs every method over 5 worlds (seeds).
+table with 95% intervals; `bench/reproduce.py` runs every method over the registered worlds (bench/reproduce_prereg.md).
 """
 
 from __future__ import annotations
@@ -128,12 +128,21 @@ def run_demo(config: DemoConfig) -> DemoResult:
     summary = summarise(rows)
     plot = plot_curves(rows, work / "learning_curves.png")
     show_summary(summary, seeds=config.seeds, what="training seeds on one world")
+    say(scope_note(config, summary))
     result = DemoResult(workdir=str(work), rows=rows, summary=summary, plot=str(plot) if plot else None, seconds=time.perf_counter() - started)
     (work / "results.json").write_text(json.dumps(result.to_dict(), indent=2) + "\n")
     if plot:
         say(f"learning curves: {plot}")
     say(f"done in {result.seconds:.0f} s; everything is in {work}")
     return result
+
+
+def scope_note(config: DemoConfig, summary: dict) -> str:
+    """What the demo's verdicts cover, said under its tables so that they are not read as the comparison's outcome."""
+    tested = bool(summary.get("holm") and summary["holm"]["m"])
+    what = (f"the verdicts above cover {config.seeds} training seeds on world {config.seed} only (the noise of training, not of worlds)"
+            if tested else f"{config.seeds} training seed{'s' if config.seeds != 1 else ''} on one world: nothing is tested")
+    return f"{what}; whether PACED helps is the pre-registered comparison over 12 worlds: docs/example.md ('Does PACED help here?')"
 
 
 def prepare_world(config: DemoConfig, work: Path, audit: bool = False) -> Prepared:

@@ -13,15 +13,18 @@ from paced_curate.comparison import (
     FAMILY_METRICS,
     FLOOR,
     METHODS,
+    REGISTERED_PAIRS,
     WEIGHTINGS,
     holm,
     interval,
     paired_family,
     paired_t,
     plot_curves,
+    registered_family,
     show_summary,
     steps_to_reach,
     summarise,
+    verdict,
 )
 from paced_curate.weight.kernels import kernel_weight
 
@@ -189,19 +192,73 @@ def test_paired_family_over_worlds():
     assert missing["m"] == 1 and missing["comparisons"][0]["p_holm"] is None and not missing["comparisons"][0]["finding"]
 
 
-def test_summarise_corrects_the_trained_methods_against_unweighted_as_one_family(capsys):
+def test_summarise_corrects_the_registered_comparisons_as_one_family(capsys):
     rows = []
     for world, (base, unweighted, paced) in enumerate([(0.2, 0.4, 0.5), (0.3, 0.5, 0.7), (0.1, 0.3, 0.35)]):
         rows += [_row("base", world, base, 0.8, []), _row("unweighted", world, unweighted, 0.6, [(0, base)]),
                  _row("PACED fkl-then-rkl", world, paced, 0.7, [(0, base)]), _row("PACED floor", world, paced + 0.01, 0.65, [(0, base)])]
     holm_family = summarise(rows)["holm"]
-    assert [(c["method"], c["metric"]) for c in holm_family["comparisons"]] == [
-        (method, metric) for method in ("PACED fkl-then-rkl", "PACED floor") for metric in FAMILY_METRICS
+    # of the registered pairs, those whose two methods ran: H1 (PACED vs unweighted) and H2 (floor vs PACED)
+    assert [(c["method"], c["reference"], c["metric"]) for c in holm_family["comparisons"]] == [
+        (method, against, metric) for method, against in (("PACED fkl-then-rkl", "unweighted"), ("PACED floor", "PACED fkl-then-rkl"))
+        for metric in FAMILY_METRICS
     ]
-    assert holm_family["m"] == 6 and holm_family["reference"] == "unweighted"
+    assert holm_family["m"] == 6
+    floor_heldout = holm_family["comparisons"][3]
+    assert floor_heldout["values"] == pytest.approx([0.01, 0.01, 0.01])  # against PACED, not against unweighted
     show_summary(summarise(rows), seeds=3, what="worlds")
     printed = capsys.readouterr().err
     assert "Holm-corrected over 6 comparisons" in printed and "99.17% simultaneous interval" in printed, printed
+    assert "PACED floor vs PACED" in printed and "no difference shown" in printed, printed
+
+
+def test_the_registered_family_is_six_pairs_on_three_metrics():
+    assert len(REGISTERED_PAIRS) == 6 and len(set(REGISTERED_PAIRS)) == 6
+    assert {name for pair in REGISTERED_PAIRS for name in pair} <= set(METHODS)
+    everything = registered_family(["base", *METHODS])
+    assert len(everything) == 18 and len(set(everything)) == 18
+    assert everything[:3] == [("PACED fkl-then-rkl", metric, "unweighted") for metric in ("heldout", "hard", "probe_change")]
+    # the demo trains unweighted and PACED fkl-then-rkl only: H1's three comparisons
+    assert registered_family(["base", "unweighted", "PACED fkl-then-rkl"]) == everything[:3]
+    assert registered_family(["base", "unweighted"]) == []
+
+
+def _verdict_case(mean, p, alpha=0.05):
+    return {"mean": mean, "p": p, "finding": p is not None and p <= alpha}
+
+
+# (mean difference, Holm p, verdict, why)
+VERDICTS = [
+    (+0.05, 0.001, "better", "rejected, positive"),
+    (-0.05, 0.001, "worse", "rejected, negative"),
+    (+0.05, 0.05, "better", "Holm p equal to alpha rejects"),
+    (+0.05, 0.0501, "no difference shown", "not rejected: no claim, however large the mean"),
+    (-0.20, 0.2, "no difference shown", "not rejected, negative"),
+    (0.0, 0.0, "no difference shown", "a zero mean is never better or worse"),
+    (0.1, None, "not tested", "fewer than two paired values"),
+]
+
+
+@pytest.mark.parametrize("mean, p_holm, expected, why", VERDICTS, ids=[case[-1] for case in VERDICTS])
+def test_verdict_follows_the_registered_decision_rule(mean, p_holm, expected, why):
+    assert verdict(_verdict_case(mean, p_holm)) == expected, why
+
+
+def test_paired_family_takes_a_reference_per_comparison_and_gives_verdicts():
+    rows = []
+    for world in range(8):
+        scores = {"base": 0.1, "unweighted": 0.2 + world * 0.01, "A": 0.3 + world * 0.01 + (world % 2) * 0.001, "B": 0.3 + world * 0.01 - (world % 3) * 0.002}
+        rows += [{"method": method, "world": world, "seed": world, "heldout": value, "hard": value, "probe": 0.5} for method, value in scores.items()]
+    family = paired_family(rows, [("A", "heldout"), ("A", "heldout", "B"), ("unweighted", "heldout", "A"), ("A", "probe_change", "B")])
+    got = {(c["method"], c["reference"], c["metric"]): c for c in family["comparisons"]}
+    assert got["A", "unweighted", "heldout"]["verdict"] == "better"
+    assert got["unweighted", "A", "heldout"]["verdict"] == "worse"
+    assert got["A", "unweighted", "heldout"]["values"] == pytest.approx([0.1 + (w % 2) * 0.001 for w in range(8)])
+    a_vs_b = got["A", "B", "heldout"]
+    assert a_vs_b["values"] == pytest.approx([(w % 2) * 0.001 + (w % 3) * 0.002 for w in range(8)])
+    assert a_vs_b["p"] == pytest.approx(stats.ttest_1samp(a_vs_b["values"], 0.0).pvalue, rel=1e-10)
+    # equal probes: every difference 0, p = 1, so no claim
+    assert got["A", "B", "probe_change"]["verdict"] == "no difference shown" and family["m"] == 4
 
 
 def test_paced_floor_is_fkl_then_rkl_on_floored_paced_weights():

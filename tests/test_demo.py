@@ -136,3 +136,24 @@ def test_demo_prints_the_comparison_table_and_writes_the_curves(demo):
     assert json.loads((run / "results.json").read_text())["rows"] == result["rows"]
     assert (run / "learning_curves.png").read_bytes()[:4] == b"\x89PNG" and result["plot"].endswith("learning_curves.png")
     assert "paired difference vs unweighted" in stderr and "learning curves:" in stderr
+    # one training seed: nothing is tested, and the demo says where the comparison is (#21)
+    assert "1 training seed on one world: nothing is tested" in stderr and "docs/example.md" in stderr
+    assert "better" not in stderr.split("paired difference vs unweighted")[1], "no verdict without a test"
+
+
+# (seeds, Holm family size, what the note must say, why)
+SCOPES = [
+    (3, 3, "the verdicts above cover 3 training seeds on world 0 only", "tested: the verdicts are about one world's training noise"),
+    (1, 0, "1 training seed on one world: nothing is tested", "one seed: no test, no verdict"),
+    (2, 0, "2 training seeds on one world: nothing is tested", "no family (a method missing)"),
+]
+
+
+@pytest.mark.parametrize("seeds, m, expected, why", SCOPES, ids=[case[-1] for case in SCOPES])
+def test_the_demo_says_what_its_verdicts_cover(seeds, m, expected, why):
+    from paced_curate.demo import DemoConfig, scope_note
+
+    summary = {"holm": {"m": m, "comparisons": []}} if m else {}
+    note = scope_note(DemoConfig(seeds=seeds), summary)
+    assert note.startswith(expected), (why, note)
+    assert "pre-registered comparison over 12 worlds: docs/example.md" in note

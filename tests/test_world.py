@@ -94,9 +94,10 @@ def _configs():
     from paced_curate.demo import DemoConfig
 
     configs = []
-    for world in range(16):
-        # paced demo / bench/reproduce.py / the online-reweighting bench (full sizes), paced demo --fast / reproduce --quick
+    for world in range(22):
+        # paced demo / bench/reproduce.py (its registered worlds are 10-21) / the online-reweighting bench (full sizes), paced demo --fast
         configs += [("full", DemoConfig(seed=world)), ("fast", DemoConfig.small("x", world))]
+    configs += [("fast", DemoConfig.small("x", 99))]  # bench/reproduce.py --quick
     # bench/adaptive.py: the demo world at --problems 240 (its default)
     configs += [("adaptive", DemoConfig(seed=world, num_problems=240)) for world in range(10)]
     return configs
