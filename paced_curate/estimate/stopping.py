@@ -45,7 +45,7 @@ import numpy as np
 from scipy import special
 
 from paced_curate.weight.inflated import InflatedPrior, inflated_moments, inflated_posterior, log_sequence_probability
-from paced_curate.weight.kernels import band_weight, kernel_weight
+from paced_curate.weight.estimators import estimate
 
 # Expected squared errors below this (an RMSE of 0.005 on the raw weight, 2% of the largest
 # p(1-p)) count as met: a pool that is all never-solved problems stops at --min-samples.
@@ -201,14 +201,7 @@ class StoppingModel:
         c = np.arange(k + 1)
         n = np.full(k + 1, k)
         mean, sd = inflated_moments(c, n, self.prior, **self.kernel)
-        rate = c / k
-        kernel = self.kernel["kernel"]
-        if kernel == "beta":
-            plug_in = kernel_weight(rate, self.kernel["alpha"], self.kernel["beta"])
-        elif kernel == "band":
-            plug_in = band_weight(rate, self.kernel["low"], self.kernel["high"])
-        else:
-            plug_in = np.ones(k + 1)
+        plug_in = estimate(c, n, estimator="empirical", **self.kernel).mean
         probability = np.exp(_log_binomial(k, c) + log_sequence_probability(c, n, self.prior))
         return float(np.dot(probability, sd**2 + (plug_in - mean) ** 2))
 
