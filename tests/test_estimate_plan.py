@@ -340,8 +340,8 @@ def test_the_command_line_defaults_are_the_configs():
     helps = {name: hint.__metadata__[0].help for name, hint in hints.items() if hasattr(hint, "__metadata__")}
     for name, value in [("samples", DEFAULT_K), ("min_samples", DEFAULT_MIN_SAMPLES), ("max_samples", DEFAULT_MAX_SAMPLES),
                         ("round_samples", DEFAULT_ROUND_SAMPLES), ("match_k", DEFAULT_MATCH_K)]:
-        assert helps[name].endswith(f"[default: {value}]"), name
-    assert f"[default: {DEFAULT_ADAPTIVE_MIN_WEIGHT:g} with --adaptive, else 0]" in helps["min_weight"]
+        assert helps[name].endswith(f"(default {value})"), name
+    assert f"(default {DEFAULT_ADAPTIVE_MIN_WEIGHT:g} with --adaptive, else 0)" in helps["min_weight"]
     assert weight_defaults(True, None, None) == ("zoib", DEFAULT_ADAPTIVE_MIN_WEIGHT)
     assert weight_defaults(False, None, None) == ("empirical", 0.0)
     assert weight_defaults(True, "empirical", 0.0) == ("empirical", 0.0)

@@ -49,12 +49,12 @@ def estimate_command(
         "Sample in rounds, each problem until its written weight is known as well as fixed K = --match-k would know it "
         "(expected error under the pool's fitted prior)."
     ))] = False,
-    samples: Annotated[Optional[int], typer.Option("--samples", "-k", help="Without --adaptive: samples per problem (K). [default: 8]")] = None,
-    min_samples: Annotated[Optional[int], typer.Option("--min-samples", help="--adaptive: samples of every problem in round 0. [default: 4]")] = None,
-    max_samples: Annotated[Optional[int], typer.Option("--max-samples", help="--adaptive: most samples of any problem. [default: 16]")] = None,
-    round_samples: Annotated[Optional[int], typer.Option("--round-samples", help="--adaptive: samples added to each open problem per round. [default: 2]")] = None,
+    samples: Annotated[Optional[int], typer.Option("--samples", "-k", help="Without --adaptive: samples per problem (K). (default 8)")] = None,
+    min_samples: Annotated[Optional[int], typer.Option("--min-samples", help="--adaptive: samples of every problem in round 0. (default 4)")] = None,
+    max_samples: Annotated[Optional[int], typer.Option("--max-samples", help="--adaptive: most samples of any problem. (default 16)")] = None,
+    round_samples: Annotated[Optional[int], typer.Option("--round-samples", help="--adaptive: samples added to each open problem per round. (default 2)")] = None,
     match_k: Annotated[Optional[int], typer.Option("--match-k", help=(
-        "--adaptive: the written weights must be expected to be as close to the truth as fixed K = this many samples' plug-in weights. [default: 8]"
+        "--adaptive: the written weights must be expected to be as close to the truth as fixed K = this many samples' plug-in weights. (default 8)"
     ))] = None,
     temperature: TemperatureOption = 1.0,
     top_p: TopPOption = 1.0,
@@ -87,10 +87,10 @@ def estimate_command(
     high: HighOption = None,
     estimator: Annotated[Optional[str], typer.Option(help=(
         "Estimator of the written weights: empirical (plug-in p = correct/scored, the paper's), bayes, eb or zoib (posterior mean "
-        "under a prior with point masses at p = 0 and 1, fitted to the pool). [default: zoib with --adaptive, else empirical]"
+        "under a prior with point masses at p = 0 and 1, fitted to the pool). (default zoib with --adaptive, else empirical)"
     ))] = None,
     min_weight: Annotated[Optional[float], typer.Option("--min-weight", help=(
-        "Raw weights below this are written as 0 (dropped: no teacher reference, no training). [default: 0.03 with --adaptive, else 0]"
+        "Raw weights below this are written as 0 (dropped: no teacher reference, no training). (default 0.03 with --adaptive, else 0)"
     ))] = None,
     prior_a: Annotated[float, typer.Option("--prior-a", help="bayes: Beta prior parameter a.")] = 0.5,
     prior_b: Annotated[float, typer.Option("--prior-b", help="bayes: Beta prior parameter b.")] = 0.5,

@@ -82,7 +82,7 @@ class Assessment:
     expected_samples: float
     """Expected samples per problem of the whole run, under the prior."""
     expected_waste: float
-    """Expected share of problems the run keeps (weight > 0) that are never or always solved."""
+    """Expected share of problems the run keeps (weight > 0) that are never solved."""
 
     @property
     def written_rmse(self) -> float:
