@@ -196,6 +196,7 @@ def distill_check(world, weights: dict[str, Path], work: Path, seeds: int, fast:
 
     from paced_curate import demo
     from paced_curate.comparison import interval
+    from paced_curate.estimate.runner import is_complete
     from paced_curate.problems import read_problems
     from paced_curate.toy.pretrain import trained_model
     from paced_curate.toy.zoo import student_spec, teacher_spec
@@ -212,16 +213,14 @@ def distill_check(world, weights: dict[str, Path], work: Path, seeds: int, fast:
     keep = [i for i, p in enumerate(problems.column("problem_id").to_pylist()) if p in trained_on]
     teacher_problems = work / "teacher_problems.parquet"
     pq.write_table(problems.take(pa.array(keep)), teacher_problems)
-    if not (work / "teacher_graded").exists():
+    if not is_complete(work / "teacher_graded"):
         demo.rollout(config, teacher_problems, teacher, work / "teacher_rollouts", config.teacher_samples)
         demo.grade(work / "teacher_rollouts", work / "teacher_graded", audit=False)
     eval_files = {name: files[name] for name in demo.EVAL_SETS}
     rows = []
     for name, path in weights.items():
         slug = name.replace(" ", "_").replace("=", "")
-        data = work / f"data_{slug}"
-        if not data.exists():
-            demo.export(files["pool"], path, work / "teacher_graded", data, config)
+        data = demo.export(files["pool"], path, work / "teacher_graded", work / f"data_{slug}", config)
         for seed in range(seeds):
             # A finished run's row is kept beside it, so a rerun trains only what is missing.
             saved = work / "runs" / f"{slug}-{seed}.json"
