@@ -28,6 +28,7 @@ from tests.conftest import assert_user_error
 
 TEMPLATE = "{prompt}\n"
 MIN_WEIGHT = 0.03
+MATCH_K = 6
 MAX_TOKENS = 96  # the demo's budget: the worked solutions of 4-term chains run past 40 characters
 # The KV cache's share of RAM on CPU: a little is plenty for 16 short problems, and the suite shares the machine.
 GPU_MEMORY = 0.05
@@ -75,7 +76,8 @@ def rollout_config(problems, model, output, **changes) -> RolloutConfig:
 def estimate_config(problems, model, output, adaptive: bool, **changes) -> EstimateConfig:
     estimator = changes.pop("estimator", "zoib" if adaptive else "empirical")
     weight = WeightConfig(graded="-", estimator=estimator, min_weight=MIN_WEIGHT if estimator == "zoib" else 0.0)
-    options = dict(min_samples=2, max_samples=8, round_samples=2) if adaptive else dict(samples=4)
+    # --match-k 6 with at most 8 samples: on these 16 problems some stop at 2, others run to 8.
+    options = dict(min_samples=2, max_samples=8, round_samples=2, match_k=MATCH_K) if adaptive else dict(samples=4)
     return EstimateConfig(
         output=str(output), rollout=rollout_config(problems, model, output), grade=GradeConfig(rollouts="-", output="-", workers=2),
         weight=weight, adaptive=adaptive, **(options | changes),
@@ -152,8 +154,8 @@ def test_adaptive_weights_are_paced_weight_zoib_on_its_graded_table(adaptive_run
     assert provenance["settings"]["min_weight"] == MIN_WEIGHT
     state = json.loads((run / "estimate.json").read_text())
     assert state["complete"] and state["result"]["samples"] == result.samples
-    # #22 item 4: the saving is against fixed K = --match-k (8), and the model's error of the weights is reported.
-    assert state["result"]["reference_k"] == 8 and state["result"]["samples_saved"] == pytest.approx(1 - result.samples / (16 * 8))
+    # #22 item 4: the saving is against fixed K = --match-k (8 by default), and the model's error of the weights is reported.
+    assert state["result"]["reference_k"] == MATCH_K and state["result"]["samples_saved"] == pytest.approx(1 - result.samples / (16 * MATCH_K))
     assert result.expected_rmse is not None and result.reference_rmse is not None
     assert all({"prior", "price", "share", "expected_rmse", "reference_rmse"} <= set(r) for r in state["rounds"])
 
@@ -223,7 +225,7 @@ def test_sigkill_mid_merge_or_mid_round_then_the_same_command(adaptive_run, prob
         sys.executable, "-m", "paced_curate", "estimate", str(problems), "--model", str(student), "-o", str(run), "--adaptive",
         "--min-samples", "2", "--max-samples", "8", "--round-samples", "2", "--max-tokens", str(MAX_TOKENS),
         "--template", TEMPLATE, "--chat-template", "off", "--dtype", "float32", "--problems-per-part", "4", "--workers", "2",
-        "--gpu-memory-utilization", str(GPU_MEMORY), "--min-weight", str(MIN_WEIGHT),
+        "--gpu-memory-utilization", str(GPU_MEMORY), "--min-weight", str(MIN_WEIGHT), "--match-k", str(MATCH_K),
     ]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 600
@@ -267,7 +269,9 @@ def test_inspect_of_an_adaptive_run_computes_pass_at_k_on_every_problems_first_s
     assert first["min_samples"] == 2 and first["evaluation"]["overall"]["pass_at_k_problems"] == 16
     assert first["evaluation"]["samples"] == 2 * 16
     assert report["evaluation"]["overall"]["pass_at_k_problems"] < 16
-    assert "every problem on its first 2 samples" in result.stderr
+    shown = cli("inspect", run / "graded")
+    assert shown.exit_code == 0, shown.output
+    assert "every problem on its first 2 samples" in " ".join(shown.stderr.split())
 
 
 BAD_FLAGS = [
@@ -296,7 +300,7 @@ def test_a_folder_that_is_not_a_run_is_refused(cli, problems, tiny_model, tmp_pa
     assert (tmp_path / "run" / "notes.txt").read_text() == "mine"
 
 
-def test_the_summary_reports_the_saving_against_fixed_k8_and_the_problems_at_the_most_samples(adaptive_run):
+def test_the_summary_reports_the_saving_against_fixed_k_and_the_problems_at_the_most_samples(adaptive_run):
     from paced_curate.estimate import summary_rows
 
     run, result, reference = adaptive_run
@@ -305,8 +309,8 @@ def test_the_summary_reports_the_saving_against_fixed_k8_and_the_problems_at_the
         samples[row["problem_id"]] = row["n_samples"]
     assert result.at_max_samples == sum(n == 8 for n in samples.values())
     rows = dict(summary_rows(result))
-    assert rows["saved vs fixed K = 8"] == f"{1 - result.samples / 128:.1%}"
-    assert rows["expected weight RMSE (fitted prior)"].endswith(f"(fixed K = 8 plug-in: {result.reference_rmse:.4f})")
+    assert rows["saved vs fixed K = 6"] == f"{1 - result.samples / (16 * MATCH_K):.1%}"
+    assert rows["expected weight RMSE (fitted prior)"].endswith(f"(fixed K = 6 plug-in: {result.reference_rmse:.4f})")
     assert rows["prior on p"].startswith("P(p=0) ")
 
 
