@@ -46,6 +46,7 @@ from scipy import special
 
 from paced_curate.weight.inflated import InflatedPrior, inflated_moments, inflated_posterior, log_sequence_probability
 from paced_curate.weight.estimators import estimate
+from paced_curate.weight.kernels import floor_weight
 
 # Expected squared errors below this (an RMSE of 0.005 on the raw weight, 2% of the largest
 # p(1-p)) count as met: a pool that is all never-solved problems stops at --min-samples.
