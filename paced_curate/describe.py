@@ -119,12 +119,27 @@ def stage_sections(stage: str, table: pa.Table, config: InspectConfig) -> dict:
     if stage == "grades":
         from paced_curate.grade.metrics import evaluation_report
 
-        return {"evaluation": evaluation_report(table, config.group_by)}
+        sections = {"evaluation": evaluation_report(table, config.group_by)}
+        first = adaptive_first_samples(table)
+        if first is not None:
+            # An adaptive run drew more samples only where the weight was uncertain, so the problems
+            # with the most samples are a biased subset; every problem's first --min-samples are not.
+            import pyarrow.compute as pc
+
+            head = table.filter(pc.less(table.column("sample_index"), first))
+            sections["first_samples"] = {"min_samples": first, "evaluation": evaluation_report(head, config.group_by)}
+        return sections
     if stage == "weights":
         from paced_curate.weight import weight_statistics
 
         return {"statistics": weight_statistics(table)}
     return {}
+
+
+def adaptive_first_samples(table: pa.Table) -> int | None:
+    """--min-samples of the `paced estimate --adaptive` run that wrote this graded table, else None."""
+    settings = (read_metadata(table.schema).get("provenance") or {}).get("settings") or {}
+    return int(settings["min_samples"]) if settings.get("adaptive") and settings.get("min_samples") else None
 
 
 def render_inspect(report: dict) -> None:
@@ -153,6 +168,13 @@ def render_inspect(report: dict) -> None:
         from paced_curate.grade.metrics import render_evaluation
 
         render_evaluation(report["evaluation"])
+        if "first_samples" in report:
+            first = report["first_samples"]
+            say(
+                f"an adaptive run: problems got more samples only where their weight was uncertain, so the pass@k above covers only "
+                f"the problems with the most samples (its 'pass@k set'); below, every problem on its first {first['min_samples']} samples"
+            )
+            render_evaluation(first["evaluation"])
     elif stage == "weights":
         from paced_curate.weight import render_weight_statistics
 

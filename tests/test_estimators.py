@@ -1,4 +1,5 @@
-"""The weight estimators (plug-in, Bayes, empirical Bayes): properties, closed forms, the prior fit, `--estimator eb`."""
+"""The weight estimators (plug-in, Bayes, empirical Bayes, zero-one-inflated empirical Bayes): properties, closed forms,
+the prior fits, `--estimator eb/zoib` and `--min-weight`."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from scipy import integrate, stats
+from scipy import integrate, special, stats
 
 from paced_curate.io import write_table
 from paced_curate.schema import GRADES, build_table, read_metadata
@@ -24,6 +25,7 @@ from paced_curate.weight import (
     run_weight,
 )
 from paced_curate.weight.estimators import marginal_log_likelihood
+from paced_curate.weight.inflated import InflatedPrior, fit_inflated_prior, inflated_moments, inflated_posterior
 from tests.test_schema import GRADE_ROW
 
 # (a, b, reason): the shapes a real pool's pass rates take.
@@ -170,3 +172,124 @@ def test_weight_estimator_eb_fits_the_prior_to_the_file_and_records_it(tmp_path)
     recorded = read_metadata(pq.read_schema(tmp_path / "w.parquet"))["provenance"]["prior"]
     assert (recorded["a"], recorded["b"], recorded["fitted"]) == pytest.approx((prior.a, prior.b, True))
     assert "--prior-a and --prior-b have no effect with --estimator eb" in WeightConfig(graded=graded, estimator="eb", prior_a=2.0).ignored_settings()
+
+
+# --- the zero-and-one-inflated Beta prior (zoib) ------------------------------------------------
+
+# (zero, one, a, b, reason): mixtures like real pools, and the edges of the family.
+MIXTURES = [
+    (0.40, 0.05, 1.2, 4.0, "u-shaped: many never solved, a frontier tail, a few always solved"),
+    (0.10, 0.10, 2.0, 2.0, "a few of each point mass around a middling Beta"),
+    (0.00, 0.00, 1.0, 1.0, "no point masses: uniform pass rates"),
+    (0.30, 0.30, 3.0, 3.0, "as many at each end as in between"),
+    (0.00, 0.20, 5.0, 1.5, "an easy pool: always-solved problems and a Beta near 1"),
+    (0.40, 0.05, 0.7, 3.0, "a frontier tail whose density rises towards 0 (a < 1) beside never-solved problems"),
+]
+
+
+def simulate_mixture(zero, one, a, b, problems: int, samples, seed: int):
+    rng = np.random.default_rng(seed)
+    kind = rng.choice(3, problems, p=[zero, one, 1 - zero - one])
+    p = np.where(kind == 0, 0.0, np.where(kind == 1, 1.0, rng.beta(a, b, problems)))
+    n = np.asarray(samples)[rng.integers(0, len(samples), problems)] if not np.isscalar(samples) else np.full(problems, samples)
+    return rng.binomial(n, p), n, p
+
+
+@pytest.mark.parametrize("zero,one,a,b,reason", MIXTURES, ids=[m[4].split(":")[0] for m in MIXTURES])
+@pytest.mark.parametrize("samples", [8, 16, [4, 8, 16]], ids=["n=8", "n=16", "n mixed"])
+def test_zoib_fit_recovers_known_mixtures(zero, one, a, b, reason, samples):
+    c, n, _ = simulate_mixture(zero, one, a, b, 20_000, samples, seed=11)
+    prior = fit_inflated_prior(c, n)
+    assert prior.fitted
+    assert (prior.zero, prior.one) == pytest.approx((zero, one), abs=0.02), (prior, reason)
+    assert (prior.a, prior.b) == pytest.approx((a, b), rel=0.15), (prior, reason)
+
+
+def test_zoib_fit_is_the_maximum_of_its_objective_and_deterministic():
+    from paced_curate.weight.inflated import _objective, _pack
+
+    c, n, _ = simulate_mixture(0.3, 0.1, 1.5, 3.0, 3_000, 8, seed=12)
+    prior = fit_inflated_prior(c, n)
+    assert fit_inflated_prior(c, n) == prior
+    base = 9
+    pairs, counts = np.unique(n * base + c, return_counts=True)
+    args = ((pairs % base).astype(float), (pairs // base).astype(float), counts.astype(float))
+    best = _objective(_pack(prior.zero, prior.one, prior.a, prior.b), *args)[0]
+    for change in np.eye(4) * 0.05:
+        for sign in (1, -1):
+            assert _objective(_pack(prior.zero, prior.one, prior.a, prior.b) + sign * change, *args)[0] > best
+
+
+def test_zoib_posterior_says_how_likely_a_0_of_n_problem_is_never_solved():
+    prior = InflatedPrior(zero=0.4, one=0.05, a=1.2, b=4.0)
+    never = [float(inflated_posterior(0, n, prior).zero) for n in (1, 2, 4, 8, 16, 32)]
+    assert all(later > earlier for earlier, later in zip(never, never[1:])) and never[-1] > 0.9, never
+    # By Bayes' rule: pi0 / (pi0 + pi_B B(a, n + b) / B(a, b)).
+    beta_part = (1 - 0.4 - 0.05) * math.exp(special.betaln(1.2, 4.0 + 4) - special.betaln(1.2, 4.0))
+    assert never[2] == pytest.approx(0.4 / (0.4 + beta_part), rel=1e-12)
+    one_correct = inflated_posterior(1, 4, prior)
+    assert float(one_correct.zero) == 0 and float(one_correct.one) == 0, "one success rules out p = 0 and p = 1"
+
+
+@pytest.mark.parametrize("c,n,kernel", [(0, 4, "beta"), (3, 8, "beta"), (8, 8, "beta"), (0, 0, "beta"), (2, 4, "band"), (4, 4, "band")])
+def test_zoib_moments_equal_numerical_integration(c, n, kernel):
+    prior = InflatedPrior(zero=0.3, one=0.1, a=1.5, b=3.0)
+    w = (lambda p: p * (1 - p)) if kernel == "beta" else (lambda p: float(0.0 <= p <= 0.5))
+    post = inflated_posterior(c, n, prior)
+    density = stats.beta(c + 1.5, n - c + 3.0).pdf
+    points = [0.5] if kernel == "band" else None
+    first = float(post.zero) * w(0.0) + float(post.one) * w(1.0) + float(post.interior) * integrate.quad(lambda p: w(p) * density(p), 0, 1, points=points)[0]
+    second = float(post.zero) * w(0.0) ** 2 + float(post.one) * w(1.0) ** 2 + float(post.interior) * integrate.quad(lambda p: w(p) ** 2 * density(p), 0, 1, points=points)[0]
+    mean, sd = inflated_moments(c, n, prior, kernel=kernel, alpha=1.0, beta=1.0, low=0.0, high=0.5)
+    assert float(mean) == pytest.approx(first, rel=1e-6, abs=1e-12)
+    assert float(sd) == pytest.approx(math.sqrt(max(second - first**2, 0.0)), rel=1e-5, abs=1e-9)
+
+
+@pytest.mark.parametrize("estimator", ["empirical", "eb", "zoib"])
+def test_the_written_weights_error_shrinks_with_n(estimator):
+    """On a u-shaped simulated pool, more samples per problem give written weights closer to the truth."""
+    rmse = []
+    for samples in (2, 4, 8, 16, 64):
+        c, n, p = simulate_mixture(0.4, 0.05, 1.2, 4.0, 4_000, samples, seed=13)
+        written = estimate(c, n, estimator=estimator).mean
+        rmse.append(float(np.sqrt(np.mean((written - p * (1 - p)) ** 2))))
+    assert all(later < earlier for earlier, later in zip(rmse, rmse[1:])), rmse
+    assert rmse[-1] < 0.35 * rmse[0], rmse
+
+
+def test_zoib_is_closer_to_the_truth_than_plug_in_and_eb_on_a_u_shaped_pool():
+    c, n, p = simulate_mixture(0.4, 0.05, 1.2, 4.0, 5_000, 8, seed=14)
+    truth = p * (1 - p)
+    rmse = {name: float(np.sqrt(np.mean((estimate(c, n, estimator=name).mean - truth) ** 2))) for name in ("empirical", "eb", "zoib")}
+    assert rmse["zoib"] < rmse["eb"] < rmse["empirical"], rmse
+
+
+def test_min_weight_drops_small_estimates_and_keeps_the_rest():
+    c, n = np.array([0, 0, 1, 4, 8]), np.array([4, 16, 4, 8, 8])
+    prior = InflatedPrior(zero=0.4, one=0.05, a=1.2, b=4.0)
+    kept = estimate(c, n, estimator="zoib", prior=prior).mean
+    dropped = estimate(c, n, estimator="zoib", prior=prior, min_weight=0.03).mean
+    assert (kept > 0).all()
+    assert dropped.tolist() == [w if w >= 0.03 else 0.0 for w in kept.tolist()]
+    assert dropped[1] == 0 and dropped[3] > 0, "0/16 falls below 0.03; 4/8 does not"
+
+
+def test_weight_estimator_zoib_with_min_weight_records_its_prior(tmp_path):
+    counts = {f"q{i:02d}": ((0, 8) if i < 16 else (i % 8, 8)) for i in range(40)}
+    graded = graded_file(tmp_path / "graded.parquet", counts)
+    result = run_weight(WeightConfig(graded=graded, output=str(tmp_path / "w.parquet"), estimator="zoib", min_weight=0.02, normalize="none"))
+    c = np.array([v[0] for v in counts.values()])
+    prior = fit_inflated_prior(c, np.full(40, 8))
+    expected = estimate(c, np.full(40, 8), estimator="zoib", prior=prior, min_weight=0.02).mean
+    assert result.table.column("weight").to_numpy() == pytest.approx(expected, rel=1e-12)
+    assert result.statistics["zero_weight_problems"] == int((expected == 0).sum()) > 0
+    recorded = read_metadata(pq.read_schema(tmp_path / "w.parquet"))["provenance"]
+    assert recorded["prior"]["zero"] == pytest.approx(prior.zero) and recorded["settings"]["min_weight"] == 0.02
+
+
+@pytest.mark.parametrize("value", [-0.1, 1.0, float("nan")])
+def test_min_weight_out_of_range_is_refused(value):
+    from paced_curate.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="--min-weight must be a raw weight in"):
+        WeightConfig(graded="g", min_weight=value)

@@ -240,7 +240,7 @@ def test_output_records_settings_constant_and_input_hash(graded, tmp_path):
     assert meta["stage"] == "weights"
     provenance = meta["provenance"]
     assert provenance["settings"] == {
-        "kernel": "beta", "alpha": 1.0, "beta": 1.0, "low": None, "high": None, "estimator": "bayes",
+        "kernel": "beta", "alpha": 1.0, "beta": 1.0, "low": None, "high": None, "estimator": "bayes", "min_weight": 0.0,
         "prior_a": 1.0, "prior_b": 0.5, "interval": "jeffreys", "confidence": 0.95, "normalize": "max", "floor": 0.0,
     }
     assert provenance["normalizing_constant"] == max(column(pq.read_table(out), "weight_raw"))
@@ -450,7 +450,7 @@ def test_cli_pipes_in_and_out(cli, graded, tmp_path):
 BAD_FLAGS = [
     (["--alpha", "0"], "error: --alpha must be a number > 0 (got 0.0)"),
     (["--beta", "-1"], "error: --beta must be a number > 0 (got -1.0)"),
-    (["--estimator", "mle"], "error: --estimator must be one of empirical, bayes, eb (got 'mle')"),
+    (["--estimator", "mle"], "error: --estimator must be one of empirical, bayes, eb, zoib (got 'mle')"),
     (["--kernel", "band"], "error: --kernel band needs --low and --high (e.g. --low 0.2 --high 0.8)"),
     (["--kernel", "band", "--low", "0.8", "--high", "0.2"], "error: --low must be below --high (got 0.8 and 0.2)"),
     (["--normalize", "l2"], "error: --normalize must be one of mean, sum, max, none (got 'l2')"),

@@ -47,12 +47,17 @@ def estimate_command(
     problems: Annotated[str, typer.Argument(help="Problem set (.jsonl/.json/.csv/.parquet, HF dataset folder).")],
     model: Annotated[str, typer.Option("--model", "-m", help="Local model folder (or served model name for --engine openai).")],
     output: Annotated[str, typer.Option("--output", "-o", help="Run directory: rollouts/, graded/, weights.parquet (resumable).")],
-    adaptive: Annotated[bool, typer.Option("--adaptive", help="Sample in rounds until each weight's posterior sd is below --tolerance.")] = False,
-    samples: Annotated[int, typer.Option("--samples", "-k", help="Without --adaptive: samples per problem (K).")] = 8,
-    min_samples: Annotated[int, typer.Option("--min-samples", help="--adaptive: samples of every problem in round 0.")] = 4,
-    max_samples: Annotated[int, typer.Option("--max-samples", help="--adaptive: most samples of any problem.")] = 16,
-    round_samples: Annotated[int, typer.Option("--round-samples", help="--adaptive: samples added to each open problem per round.")] = 4,
-    tolerance: Annotated[float, typer.Option("--tolerance", help="--adaptive: stop a problem once the posterior sd of its raw weight is at most this.")] = 0.06,
+    adaptive: Annotated[bool, typer.Option("--adaptive", help=(
+        "Sample in rounds, each problem until its written weight is known as well as fixed K = --match-k would know it "
+        "(expected error under the pool's fitted prior)."
+    ))] = False,
+    samples: Annotated[Optional[int], typer.Option("--samples", "-k", help="Without --adaptive: samples per problem (K). (default 8)")] = None,
+    min_samples: Annotated[Optional[int], typer.Option("--min-samples", help="--adaptive: samples of every problem in round 0. (default 4)")] = None,
+    max_samples: Annotated[Optional[int], typer.Option("--max-samples", help="--adaptive: most samples of any problem. (default 16)")] = None,
+    round_samples: Annotated[Optional[int], typer.Option("--round-samples", help="--adaptive: samples added to each open problem per round. (default 2)")] = None,
+    match_k: Annotated[Optional[int], typer.Option("--match-k", help=(
+        "--adaptive: the written weights must be expected to be as close to the truth as fixed K = this many samples' plug-in weights. (default 8)"
+    ))] = None,
     temperature: TemperatureOption = 1.0,
     top_p: TopPOption = None,
     max_tokens: MaxTokensOption = 1024,
@@ -83,10 +88,13 @@ def estimate_command(
     beta: BetaOption = 1.0,
     low: LowOption = None,
     high: HighOption = None,
-    estimator: Annotated[str, typer.Option(help=(
-        "Estimator of the written weights: empirical (plug-in p = correct/scored, the paper's), bayes or eb. --adaptive stops on "
-        "the eb posterior sd (bayes's with --estimator bayes) whichever is chosen; eb and bayes weights are never exactly 0."
-    ))] = "empirical",
+    estimator: Annotated[Optional[str], typer.Option(help=(
+        "Estimator of the written weights: empirical (plug-in p = correct/scored, the paper's), bayes, eb or zoib (posterior mean "
+        "under a prior with point masses at p = 0 and 1, fitted to the pool). (default zoib with --adaptive, else empirical)"
+    ))] = None,
+    min_weight: Annotated[Optional[float], typer.Option("--min-weight", help=(
+        "Raw weights below this are written as 0 (dropped: no teacher reference, no training). (default 0.03 with --adaptive, else 0)"
+    ))] = None,
     prior_a: Annotated[float, typer.Option("--prior-a", help="bayes: Beta prior parameter a.")] = 0.5,
     prior_b: Annotated[float, typer.Option("--prior-b", help="bayes: Beta prior parameter b.")] = 0.5,
     normalize: Annotated[str, typer.Option(help="mean, sum, max or none.")] = "mean",
@@ -100,6 +108,7 @@ def estimate_command(
     Example: paced estimate problems.jsonl --model models/student -o run/ --adaptive
     """
     from paced_curate.estimate import EstimateConfig, run_estimate, summary_rows, teacher_saving_line
+    from paced_curate.estimate.config import weight_defaults
     from paced_curate.grade import GradeConfig
     from paced_curate.problems import FieldMap
     from paced_curate.report import say
@@ -116,13 +125,14 @@ def estimate_command(
         max_model_len=max_model_len, dtype=dtype, batch_size=batch_size, base_url=base_url, tokenizer=tokenizer,
     )
     grade = GradeConfig(rollouts=output, output=output, grader=grader, timeout=timeout, truncated=truncated, **({} if workers is None else {"workers": workers}))
+    estimator, min_weight = weight_defaults(adaptive, estimator, min_weight, floor)
     weight = WeightConfig(
-        graded=output, kernel=kernel, alpha=alpha, beta=beta, low=low, high=high,
-        estimator=estimator, prior_a=prior_a, prior_b=prior_b, normalize=normalize, floor=floor, plot=plot,
+        graded=output, kernel=kernel, alpha=alpha, beta=beta, low=low, high=high, estimator=estimator, min_weight=min_weight,
+        prior_a=prior_a, prior_b=prior_b, normalize=normalize, floor=floor, plot=plot,
     )
     config = EstimateConfig(
         output=output, rollout=rollout, grade=grade, weight=weight, adaptive=adaptive, samples=samples,
-        min_samples=min_samples, max_samples=max_samples, round_samples=round_samples, tolerance=tolerance, overwrite=overwrite,
+        min_samples=min_samples, max_samples=max_samples, round_samples=round_samples, match_k=match_k, overwrite=overwrite,
     )
     result = run_estimate(config)
     render_weight_statistics(result.weight_statistics)

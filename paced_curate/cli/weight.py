@@ -21,7 +21,11 @@ def weight_command(
     beta: BetaOption = 1.0,
     low: LowOption = None,
     high: HighOption = None,
-    estimator: Annotated[str, typer.Option(help="empirical: plug in p = correct/scored; bayes: posterior mean of the kernel; eb: same, prior fitted to the pool.")] = "empirical",
+    estimator: Annotated[str, typer.Option(help=(
+        "empirical: plug in p = correct/scored; bayes: posterior mean of the kernel; eb: same, prior fitted to the pool; "
+        "zoib: same, the prior with point masses at p = 0 and 1."
+    ))] = "empirical",
+    min_weight: Annotated[float, typer.Option("--min-weight", help="Raw weights below this are written as 0 (the problem is dropped).")] = 0.0,
     prior_a: Annotated[float, typer.Option("--prior-a", help="bayes: Beta prior parameter a (Jeffreys 0.5).")] = 0.5,
     prior_b: Annotated[float, typer.Option("--prior-b", help="bayes: Beta prior parameter b (Jeffreys 0.5).")] = 0.5,
     interval: Annotated[str, typer.Option(help="Confidence interval for p in ci_low/ci_high: jeffreys or wilson.")] = "jeffreys",
@@ -43,8 +47,8 @@ def weight_command(
         raise ConfigError("--json and -o - both write to stdout; choose one")
     config = WeightConfig(
         graded=graded, output=output, kernel=kernel, alpha=alpha, beta=beta, low=low, high=high, estimator=estimator,
-        prior_a=prior_a, prior_b=prior_b, interval=interval, confidence=confidence, normalize=normalize, floor=floor, plot=plot,
-        overwrite=overwrite,
+        min_weight=min_weight, prior_a=prior_a, prior_b=prior_b, interval=interval, confidence=confidence, normalize=normalize,
+        floor=floor, plot=plot, overwrite=overwrite,
     )
     result = run_weight(config)
     for warning in result.warnings:

@@ -38,6 +38,7 @@ from paced_curate.estimate.plan import (
     assess,
     first_round,
     next_round,
+    problem_uniforms,
     projected_total,
 )
 from paced_curate.grade import run_grade
@@ -59,6 +60,7 @@ from paced_curate.rollout.prompt_record import KEY as PROMPT_KEY
 from paced_curate.rollout.prompt_record import inherited_prompt_record
 from paced_curate.schema import GRADES, PROBLEMS, ROLLOUTS
 from paced_curate.weight import count_samples, run_weight
+from paced_curate.weight.stats import save_weight_plot
 
 STATE_FILE = ESTIMATE_STATE
 ROUNDS_DIR = "rounds"
@@ -77,10 +79,15 @@ class EstimateResult:
     """Per round: first_sample, count, problems, samples, open_after, samples_spent, projected_total, prior."""
     samples: int
     """Samples drawn in all."""
-    max_samples: int
-    """Samples per problem of the fixed-K run this replaces (K, or --max-samples when adaptive)."""
-    unresolved: int
-    """Problems that reached --max-samples with their posterior sd still above --tolerance."""
+    reference_k: int
+    """The fixed K the samples are compared with: K itself, or --match-k (default 8) when adaptive."""
+    at_max_samples: int
+    """Problems that drew the most samples a problem can get (K, or --max-samples)."""
+    expected_rmse: float | None
+    """--adaptive: root expected squared error per problem of the written raw weights under the
+    final fitted prior (the stopping rule's model); None for a fixed K."""
+    reference_rmse: float | None
+    """--adaptive: the same for fixed K = reference_k plug-in weights, under the same prior."""
     zero_weight_problems: int
     """Problems with weight 0: no teacher reference needed."""
     prior: dict | None
@@ -97,8 +104,8 @@ class EstimateResult:
 
     @property
     def samples_saved(self) -> float:
-        """Share of samples saved against `max_samples` for every problem."""
-        return 1.0 - self.samples / (self.problems * self.max_samples)
+        """Share of samples saved against fixed K = reference_k (negative: more samples than that)."""
+        return 1.0 - self.samples / (self.problems * self.reference_k)
 
     @property
     def teacher_problems(self) -> int:
@@ -140,7 +147,12 @@ def run_estimate(config: EstimateConfig) -> EstimateResult:
     state = _open_run(run, config, settings, inputs)
     if state.get("complete"):
         say(f"{run}: already complete ({state['result']['samples']:,} samples); nothing to do")
-        return _result_from_state(config, state)
+        result = _result_from_state(config, state)
+        # --plot is no setting of the run (it changes no table), so a finished run draws it on request.
+        if config.weight.plot is not None:
+            save_weight_plot(result.weight_statistics, config.weight.plot)
+            say(f"wrote {config.weight.plot}")
+        return result
     problems = read_problems(config.rollout.problems, config.rollout.fields)
     ids = problems.column("problem_id").to_pylist()
     count = len(ids)
@@ -149,18 +161,22 @@ def run_estimate(config: EstimateConfig) -> EstimateResult:
     plan: RoundPlan | None = first_round(policy, count)
     rounds: list[dict] = []
     open_before = count
+    assessment = None
+    uniforms = problem_uniforms(ids)
     while plan is not None:
         number = len(rounds)
         say(f"== round {number}: samples {plan.first_sample}-{plan.first_sample + plan.count - 1} of {plural(len(plan.problems), 'problem')}")
         graded = _run_round(config, problems, plan, run / ROUNDS_DIR / f"round-{number:03d}")
         _add_counts(graded, ids, n_samples, n_correct, n_scored)
-        prior = None
+        judged = {}
         if config.adaptive:
-            assessment = assess(policy, n_samples, n_correct, n_scored, **_stopping_options(config))
-            open_mask, prior = assessment.open, assessment.prior
-            warning = point_mass_warning(prior, policy)
-            if warning:
-                say(f"warning: {warning}")
+            assessment = assess(policy, n_samples, n_correct, n_scored, config.weight, uniforms)
+            open_mask = assessment.open
+            judged = {
+                "prior": assessment.prior.to_dict(), "price": assessment.price, "share": assessment.share, "expected_rmse": assessment.expected_rmse,
+                "reference_rmse": assessment.reference_rmse, "expected_samples_per_problem": assessment.expected_samples,
+                "expected_waste": assessment.expected_waste,
+            }
         else:
             open_mask = np.zeros(count, dtype=bool)
         done, plan = plan, next_round(policy, n_samples, open_mask)
@@ -171,38 +187,15 @@ def run_estimate(config: EstimateConfig) -> EstimateResult:
         rounds.append({
             "round": number, "first_sample": done.first_sample, "count": done.count, "problems": len(done.problems),
             "samples": done.count * len(done.problems), "open_after": n_open, "samples_spent": spent,
-            "projected_total": projected, "prior": prior.to_dict() if prior is not None else None,
+            "projected_total": projected, **judged,
         })
         say(
             f"round {number} done: {n_open:,} of {plural(count, 'problem')} still open, {plural(spent, 'sample')} spent, "
-            f"projected total {projected:,} ({projected / count:.2f} per problem; a fixed K = {policy.max_samples} "
-            f"would draw {count * policy.max_samples:,})"
+            f"projected total {projected:,} ({projected / count:.2f} per problem; a fixed K = {policy.match_k} "
+            f"would draw {count * policy.match_k:,})"
         )
         write_json(state | {"rounds": rounds}, run / STATE_FILE)
-    return _finish(config, run, state, problems, ids, rounds, n_samples, n_correct, n_scored, started)
-
-
-def point_mass_warning(prior, policy: Policy) -> str | None:
-    """A warning when the fitted prior outweighs what --max-samples samples of a problem could say.
-
-    Such a prior (a + b > 4 x max_samples pseudo-samples) comes from a pool whose pass rates look
-    alike, often a small one; every posterior then sits near the prior and problems close
-    whatever their own samples say.
-    """
-    if prior is None or prior.a + prior.b <= 4 * policy.max_samples:
-        return None
-    return (
-        f"the fitted prior Beta({prior.a:.3g}, {prior.b:.3g}) is worth {prior.a + prior.b:,.0f} samples, more than "
-        f"--max-samples {policy.max_samples} could outweigh: the pool's pass rates look alike (too few problems?), so problems "
-        "close on the prior; --estimator bayes stops on a fixed prior instead"
-    )
-
-
-def _stopping_options(config: EstimateConfig) -> dict:
-    """The weight settings the stopping rule assesses with (its estimator has a posterior sd)."""
-    w = config.weight
-    return dict(kernel=w.kernel, estimator=config.stopping_estimator(), alpha=w.alpha, beta=w.beta, low=w.low, high=w.high,
-                prior_a=w.prior_a, prior_b=w.prior_b)
+    return _finish(config, run, state, problems, ids, rounds, n_samples, n_correct, n_scored, assessment, started)
 
 
 def _open_run(run: Path, config: EstimateConfig, settings: dict, inputs: dict) -> dict:
@@ -323,7 +316,7 @@ def _merge(run: Path, name: str, spec, rounds: int, ids: list[str], settings: di
     out.finish(summary={"rows": merged.num_rows, "rounds": rounds})
 
 
-def _finish(config, run, state, problems, ids, rounds, n_samples, n_correct, n_scored, started) -> EstimateResult:
+def _finish(config, run, state, problems, ids, rounds, n_samples, n_correct, n_scored, assessment, started) -> EstimateResult:
     say("== merging the rounds and writing the weights")
     settings, inputs = state["settings"], state["inputs"]
     _merge(run, "rollouts", ROLLOUTS, len(rounds), ids, settings, inputs, config.rollout.problems_per_part)
@@ -341,14 +334,14 @@ def _finish(config, run, state, problems, ids, rounds, n_samples, n_correct, n_s
     keep = [index for index, problem_id in enumerate(ids) if problem_id in positive]
     write_table(problems.take(pa.array(keep, type=pa.int64())), str(run / TEACHER_PROBLEMS), PROBLEMS, {"settings": settings, "inputs": inputs})
     policy: Policy = config.policy()
-    unresolved = 0
-    if config.adaptive:
-        final = assess(policy, n_samples, n_correct, n_scored, **_stopping_options(config))
-        unresolved = int(((final.sd > policy.tolerance) & (n_samples >= policy.max_samples)).sum())
+    # The last round's assessment judged the final counts: the model's error of the written weights.
+    expected_rmse = assessment.written_rmse if assessment is not None else None
+    reference_rmse = assessment.reference_rmse if assessment is not None else None
     stats = weighed.statistics
     result = EstimateResult(
-        output=str(run), problems=len(ids), rounds=rounds, samples=int(n_samples.sum()), max_samples=policy.max_samples,
-        unresolved=unresolved, zero_weight_problems=int(stats["zero_weight_problems"]),
+        output=str(run), problems=len(ids), rounds=rounds, samples=int(n_samples.sum()), reference_k=policy.match_k,
+        at_max_samples=int((n_samples >= policy.max_samples).sum()), expected_rmse=expected_rmse, reference_rmse=reference_rmse,
+        zero_weight_problems=int(stats["zero_weight_problems"]),
         prior=_final_prior(config, n_correct, n_scored), weights=weights, teacher_problems_file=str(run / TEACHER_PROBLEMS), seconds=time.perf_counter() - started,
         weight_statistics=stats,
     )
@@ -385,22 +378,37 @@ def teacher_saving_line(result: EstimateResult) -> str:
         "need no teacher generation"
     )
     if result.prior is not None and result.zero_weight_problems == 0:
-        line += " (a Bayes weight is never exactly 0; use --estimator empirical, or drop small weights, to skip problems)"
+        line += " (a Bayes weight is never exactly 0; --min-weight drops the small ones)"
     return line
 
 
 def summary_rows(result: EstimateResult) -> list[tuple[str, object]]:
     """The result as rows of a two-column table."""
+    adaptive = result.expected_rmse is not None
     rows = [
         ("problems", result.problems),
         ("rounds", len(result.rounds)),
         ("samples", f"{result.samples:,} ({result.samples_per_problem:.2f} per problem)"),
-        (f"saved vs K = {result.max_samples}", f"{result.samples_saved:.1%}"),
-        ("problems at --max-samples still above --tolerance", result.unresolved),
+    ]
+    if adaptive:
+        rows += [
+            (f"saved vs fixed K = {result.reference_k}", f"{result.samples_saved:.1%}"),
+            ("expected weight RMSE (fitted prior)", f"{result.expected_rmse:.4f} (fixed K = {result.reference_k} plug-in: {result.reference_rmse:.4f})"),
+        ]
+    rows.append(("problems at the most samples", result.at_max_samples))
+    if result.prior is not None:
+        rows.append(("prior on p", describe_prior(result.prior)))
+    rows += [
         ("zero-weight problems (no teacher needed)", f"{result.zero_weight_problems:,} of {result.problems:,}"),
         ("weights", result.weights),
         ("seconds", f"{result.seconds:.1f}"),
     ]
-    if result.prior is not None:
-        rows.insert(5, ("prior on p", f"Beta({result.prior['a']:.3g}, {result.prior['b']:.3g})" + (" fitted" if result.prior["fitted"] else "")))
     return rows
+
+
+def describe_prior(prior: dict) -> str:
+    """A prior as recorded in estimate.json, in one line."""
+    fitted = " fitted" if prior["fitted"] else ""
+    if "zero" in prior:
+        return f"P(p=0) {prior['zero']:.3g}, P(p=1) {prior['one']:.3g}, else Beta({prior['a']:.3g}, {prior['b']:.3g}){fitted}"
+    return f"Beta({prior['a']:.3g}, {prior['b']:.3g}){fitted}"

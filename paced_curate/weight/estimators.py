@@ -1,4 +1,4 @@
-"""Estimators of a problem's weight w(p) from c correct of n scored samples: one module for all three.
+"""Estimators of a problem's weight w(p) from c correct of n scored samples: one module for all four.
 
 - `empirical` (plug-in, the paper): w(c / n).
 - `bayes`: the posterior mean of w(p) under a fixed Beta(prior_a, prior_b) prior on p (Jeffreys
@@ -7,6 +7,10 @@
   maximum marginal likelihood of the beta-binomial counts (`fit_beta_prior`). A pool where most
   problems sit at 0/n and n/n gets a U-shaped prior, so 0/4 already says "almost surely p near 0";
   a pool of mid-range problems gets a prior that keeps 0/4 uncertain.
+- `zoib` (empirical Bayes with a zero-and-one-inflated Beta prior, `inflated.py`): the posterior
+  mean of w(p) when the prior has point masses at p = 0 and p = 1 beside a Beta part, all fitted
+  to the pool. Its posterior says how likely a 0/n problem is to be one the student never
+  solves; `paced estimate --adaptive` writes it by default (README, "Adaptive rollouts").
 
 For the beta kernel w(p) = p^alpha (1-p)^beta and a Beta(a, b) posterior, both moments are
 ratios of Beta functions (the k-th moment of p^alpha (1-p)^beta under Beta(a, b) is
@@ -35,9 +39,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special
 
+from paced_curate.weight.inflated import InflatedPrior, fit_inflated_prior, inflated_moments
 from paced_curate.weight.kernels import band_weight, kernel_weight
 
-ESTIMATORS = ("empirical", "bayes", "eb")
+ESTIMATORS = ("empirical", "bayes", "eb", "zoib")
 JEFFREYS = (0.5, 0.5)
 # The fitted prior's parameters stay in this range: below it the prior puts all its mass on
 # p = 0 and p = 1 (a pool with only 0/n and n/n counts drives the fit there), above it the
@@ -72,8 +77,8 @@ class Estimate:
     """The estimate of w(p): plug-in value, or posterior mean."""
     sd: np.ndarray
     """Posterior standard deviation of w(p); NaN for the plug-in estimator."""
-    prior: BetaPrior | None
-    """The Beta prior (None for the plug-in estimator)."""
+    prior: BetaPrior | InflatedPrior | None
+    """The prior (None for the plug-in estimator)."""
 
 
 def _scalar_or_array(out: np.ndarray):
@@ -234,7 +239,8 @@ def estimate(
     beta: float = 1.0,
     low: float | None = None,
     high: float | None = None,
-    prior: BetaPrior | None = None,
+    prior: BetaPrior | InflatedPrior | None = None,
+    min_weight: float = 0.0,
 ) -> Estimate:
     """Each problem's weight estimate and its posterior sd, for any kernel and estimator.
 
@@ -248,8 +254,11 @@ def estimate(
         beta: beta kernel exponent of 1 - p.
         low: band kernel's lower end.
         high: band kernel's upper end.
-        prior: the Beta prior for "bayes" (default Jeffreys); for "eb", a prior fitted before
-            (else it is fitted here to these counts). Ignored by "empirical".
+        prior: the Beta prior for "bayes" (default Jeffreys); for "eb" (a `BetaPrior`) and
+            "zoib" (an `InflatedPrior`), a prior fitted before (else it is fitted here to these
+            counts). Ignored by "empirical".
+        min_weight: estimates below this are written as 0 (the problem is dropped: no teacher
+            reference, no training); 0 keeps every estimate.
 
     Returns:
         An `Estimate` (mean, sd arrays; the prior used).
@@ -275,6 +284,9 @@ def estimate(
         else:
             raise ValueError(f"unknown kernel {kernel!r}")
         sd = np.full(c.shape, np.nan)
+    elif estimator == "zoib":
+        used = prior if prior is not None else fit_inflated_prior(c, n)
+        mean, sd = inflated_moments(c, n, used, kernel=kernel, alpha=alpha, beta=beta, low=low, high=high)
     else:
         if estimator == "eb":
             used = prior if prior is not None else fit_beta_prior(c, n)
@@ -289,6 +301,23 @@ def estimate(
             mean, sd = (np.asarray(x, dtype=np.float64) for x in posterior_moments(c, n, alpha, beta, used.a, used.b))
         else:
             raise ValueError(f"unknown kernel {kernel!r}")
-    mean = np.where(scored, mean, 0.0)
+    mean = np.where(scored & (mean >= min_weight), mean, 0.0)
     sd = np.where(scored, sd, 0.0)
     return Estimate(mean=mean, sd=sd, prior=used)
+
+
+def fit_prior(estimator: str, n_correct, n_scored, prior_a: float = 0.5, prior_b: float = 0.5) -> BetaPrior | InflatedPrior | None:
+    """The prior an estimator uses for a pool: fitted to all its counts (eb, zoib), fixed (bayes) or None (empirical).
+
+    Args:
+        estimator: one of ESTIMATORS.
+        n_correct, n_scored: every problem's counts (numpy arrays).
+        prior_a, prior_b: the bayes estimator's Beta prior.
+    """
+    if estimator == "eb":
+        return fit_beta_prior(n_correct, n_scored)
+    if estimator == "zoib":
+        return fit_inflated_prior(n_correct, n_scored)
+    if estimator == "bayes":
+        return BetaPrior(prior_a, prior_b)
+    return None

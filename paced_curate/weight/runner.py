@@ -43,7 +43,8 @@ from paced_curate.samples import paced_stage, read_verdicts, repeated_sample_err
 from paced_curate.rollout.prompt_record import KEY as PROMPT_KEY
 from paced_curate.rollout.prompt_record import inherited_prompt_record, schema_record
 from paced_curate.schema import GRADES, VERDICTS, WEIGHTS, check_schema, stage_metadata
-from paced_curate.weight.estimators import ESTIMATORS, BetaPrior, band_probability, bayes_weight, estimate, fit_beta_prior
+from paced_curate.weight.estimators import ESTIMATORS, BetaPrior, band_probability, bayes_weight, estimate, fit_prior
+from paced_curate.weight.inflated import InflatedPrior
 from paced_curate.weight.kernels import (
     INTERVALS,
     KERNELS,
@@ -107,7 +108,11 @@ class WeightConfig:
     estimator: str = "empirical"
     """empirical: plug in p = n_correct / n_scored (the paper); bayes: the posterior mean of the
     kernel under a Beta(prior_a, prior_b) prior on p; eb (empirical Bayes): the same posterior
-    mean with the Beta prior fitted to the pool by maximum marginal likelihood."""
+    mean with the Beta prior fitted to the pool by maximum marginal likelihood; zoib: the posterior
+    mean under a prior with point masses at p = 0 and p = 1 beside a Beta part, fitted to the pool."""
+    min_weight: float = 0.0
+    """Raw weights below this are written as 0: the problem is dropped (no teacher reference, no
+    training). For the bayes, eb and zoib estimators, whose weights are never exactly 0."""
     prior_a: float = 0.5
     """First parameter of the Beta prior used by the bayes estimator (Jeffreys: 0.5), > 0."""
     prior_b: float = 0.5
@@ -149,6 +154,10 @@ class WeightConfig:
         positive("--prior-b", self.prior_b)
         if not (isinstance(self.floor, (int, float)) and 0 <= self.floor < 1):
             problems.append(f"--floor must be in [0, 1) (got {self.floor})")
+        if not (math.isfinite(self.min_weight) and 0 <= self.min_weight < 1):
+            problems.append(f"--min-weight must be a raw weight in [0, 1) (got {self.min_weight})")
+        if self.min_weight > 0 and self.floor > 0:
+            problems.append(f"--min-weight ({self.min_weight:g}) drops small weights and --floor ({self.floor:g}) raises them; give one")
         if not 0 < self.confidence < 1:
             problems.append(f"--confidence must be between 0 and 1 (got {self.confidence})")
         for flag, value in (("--low", self.low), ("--high", self.high)):
@@ -171,7 +180,7 @@ class WeightConfig:
             notes.append(f"--alpha and --beta have no effect with --kernel {self.kernel}")
         if self.kernel != "band" and (self.low, self.high) != (None, None):
             notes.append(f"--low and --high have no effect with --kernel {self.kernel}")
-        if self.estimator in ("empirical", "eb") and (self.prior_a, self.prior_b) != (0.5, 0.5):
+        if self.estimator in ("empirical", "eb", "zoib") and (self.prior_a, self.prior_b) != (0.5, 0.5):
             notes.append(f"--prior-a and --prior-b have no effect with --estimator {self.estimator}")
         if self.kernel == "uniform" and self.floor > 0:
             notes.append("--floor has no effect with --kernel uniform (every weight is 1)")
@@ -415,13 +424,9 @@ def _check_unique(counts: pl.DataFrame, samples: pl.LazyFrame, graded: str) -> N
 # --- weights --------------------------------------------------------------------------------
 
 
-def weight_prior(counts: pa.Table, config: WeightConfig) -> BetaPrior | None:
-    """The Beta prior on p the estimator uses: fitted to all counts (eb), fixed (bayes) or None."""
-    if config.estimator == "eb":
-        return fit_beta_prior(counts.column("n_correct").to_numpy(), counts.column("n_scored").to_numpy())
-    if config.estimator == "bayes":
-        return BetaPrior(config.prior_a, config.prior_b)
-    return None
+def weight_prior(counts: pa.Table, config: WeightConfig) -> BetaPrior | InflatedPrior | None:
+    """The prior on p the estimator uses: fitted to all counts (eb, zoib), fixed (bayes) or None."""
+    return fit_prior(config.estimator, counts.column("n_correct").to_numpy(), counts.column("n_scored").to_numpy(), config.prior_a, config.prior_b)
 
 
 def weigh_counts(counts: pa.Table, config: WeightConfig, prior: BetaPrior | None = None) -> tuple[pa.Table, float]:
@@ -433,8 +438,8 @@ def weigh_counts(counts: pa.Table, config: WeightConfig, prior: BetaPrior | None
     Args:
         counts: `count_samples` output.
         config: the kernel, estimator, interval and normalisation to use.
-        prior: the Beta prior of the bayes and eb estimators (default: `weight_prior(counts,
-            config)`, which fits eb's prior to all of `counts`, not to the distinct pairs).
+        prior: the prior of the bayes, eb and zoib estimators (default: `weight_prior(counts,
+            config)`, which fits eb's and zoib's priors to all of `counts`, not to the distinct pairs).
 
     Returns:
         (table, constant): the WEIGHTS table (no metadata) and the normalising constant.
@@ -454,7 +459,7 @@ def weigh_counts(counts: pa.Table, config: WeightConfig, prior: BetaPrior | None
         rate = np.where(scored, pair_c / np.maximum(pair_n, 1), np.nan)
     raw = estimate(
         pair_c, pair_n, kernel=config.kernel, estimator=config.estimator, alpha=config.alpha, beta=config.beta,
-        low=config.low, high=config.high, prior=prior,
+        low=config.low, high=config.high, prior=prior, min_weight=config.min_weight,
     ).mean
     raw = floor_weight(raw, config.floor, scored) if config.floor > 0 else raw
     low, high = pass_rate_interval(pair_c, pair_n, config.interval, config.confidence)
@@ -464,7 +469,7 @@ def weigh_counts(counts: pa.Table, config: WeightConfig, prior: BetaPrior | None
         raise ConfigError(
             f"{_source(config.graded)}: every problem gets weight 0 under {config.describe_kernel()} "
             f"({len(n):,} problems, {unscored:,} without scored samples), so there is nothing to train on; "
-            "try --estimator bayes or a wider band"
+            + (f"try a lower --min-weight (now {config.min_weight:g})" if config.min_weight > 0 else "try --estimator bayes or a wider band")
         )
     constant = normalizing_constant(raw, config.normalize)
     columns = {
