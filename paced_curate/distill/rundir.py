@@ -30,7 +30,9 @@ from paced_curate.partdir import command_line, package_versions
 
 METRICS = "metrics.jsonl"
 RUN_FILE = "run.json"
-OWNED = (CHECKPOINTS, FINAL, METRICS, RUN_FILE)
+WEIGHTS_TABLES = ("weights_start.parquet", "weights_final.parquet")
+"""Written by --reweight online (#25): the posterior at the start and at the end, as `paced weight` tables."""
+OWNED = (CHECKPOINTS, FINAL, METRICS, RUN_FILE, *WEIGHTS_TABLES)
 """What a run writes in its directory: all that --overwrite deletes."""
 
 

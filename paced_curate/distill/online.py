@@ -1,0 +1,289 @@
+"""Online PACED (#25): each problem's pass-rate evidence as the student learns, and the weight it gives now.
+
+Pure numpy; `tests/test_distill_online.py` checks it against a slow reference that keeps every
+observation and its age.
+
+Evidence. A problem's state is a pair of decayed counts: c correct of n scored samples. At the
+start they are the export's counts (the samples the static weights were measured on, drawn from
+the student before training). A sample drawn at optimizer step s (0-based; the student then had
+s updates; the export's samples count as s = 0) counts 2^(-(t - s) / h) at step t, where h is
+`--reweight-halflife`: the student that produced it no longer exists, so its evidence fades.
+h = 0 turns the decay off (every sample counts 1 for ever).
+
+Weight. The weight of a problem at step t is the estimator the static weights were made with
+(the export records it: kernel, alpha, beta, estimator, prior, floor), applied to the decayed
+counts:
+- `empirical` (plug-in, the default): w(c / n). A common decay leaves c / n unchanged, so
+  until new evidence arrives the online weight IS the static weight; the half-life only sets
+  how much a new sample counts against the old ones. A problem has weight 0 exactly when all
+  its evidence agrees (only failures or only successes), as in static PACED.
+- `bayes`, `eb`: the posterior mean of w(p) under Beta(a0 + c, b0 + n - c) (eb's prior a0, b0
+  is the one fitted at the start, kept fixed): decay widens the posterior towards the prior.
+- the floor (`paced weight --floor`) is applied after, as `paced weight` applies it.
+A problem with n = 0 has weight 0.
+
+The frontier. Below the least weight any problem had at the start (tau; with the plug-in beta
+kernel and K samples per problem that is w(1/K), 0.109 for K = 8) a problem's weight is 0: it
+is off the frontier, not trained, and only probed (`reweight.py`). Static PACED gives weight 0
+to a problem whose K samples all agree; decayed counts, once mixed, never agree exactly again,
+so without this cut a learned problem would keep a sliver of weight, and a batch slot, for
+ever. At the start the cut changes nothing (every weight is 0 or at least tau), and a problem
+enters the frontier when its estimate reaches tau (for the plug-in: its estimated pass rate
+reaches 1/K) and leaves it when its estimate falls below.
+
+The counts are stored in a fixed frame (each sample added with 2^(s/h), the whole multiplied by
+2^(-t/h) when read), so decaying costs nothing and leaves c / n bit for bit unchanged; the frame
+is moved by a whole number of half-lives (an exact power of two) every 64 half-lives. Evidence
+about 1,000 half-lives old falls below float64's range and is gone.
+
+    weighting = Weighting.from_record(manifest["weighting"])
+    posterior = Posterior(n_correct, n_scored, weighting, halflife=40)
+    posterior.add(correct, scored, step=12)          # dense [problems] counts of samples drawn at step 12
+    weights = posterior.weights(step=14)              # [problems] w at step 14, 0 off the frontier
+    rows = row_weights(weights, problem_of_row)       # [rows] mean 1 over rows with weight > 0
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from paced_curate.errors import ConfigError
+
+REBASE_HALFLIVES = 64
+"""The frame moves after this many half-lives (2^64 stays far from float64's range)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Weighting:
+    """How weights are computed from counts: the `paced weight` settings the export records."""
+
+    kernel: str = "beta"
+    alpha: float = 1.0
+    beta: float = 1.0
+    low: float | None = None
+    high: float | None = None
+    estimator: str = "empirical"
+    prior_a: float = 0.5
+    """The Beta prior of `bayes`, or the prior `eb` fitted at the start."""
+    prior_b: float = 0.5
+    floor: float = 0.0
+
+    @classmethod
+    def from_record(cls, record: dict | None) -> "Weighting":
+        """The weighting an export's manifest records (`weighting`: `paced weight`'s settings and fitted prior).
+
+        Missing keys take `paced weight`'s defaults (an export of weights made by another tool
+        records none: the check in `check_export_weights` then tells whether they fit).
+
+        Raises:
+            ConfigError: a kernel or estimator paced does not know.
+        """
+        record = record or {}
+        known = {name: record[name] for name in cls.__dataclass_fields__ if record.get(name) is not None}
+        prior = record.get("prior")
+        if record.get("estimator") == "eb" and isinstance(prior, dict) and prior.get("a") and prior.get("b"):
+            known |= {"prior_a": float(prior["a"]), "prior_b": float(prior["b"])}
+        weighting = cls(**known)
+        if weighting.kernel not in ("beta", "uniform", "band") or weighting.estimator not in ("empirical", "bayes", "eb"):
+            raise ConfigError(f"the export's weights use kernel {weighting.kernel!r} and estimator {weighting.estimator!r}, which paced cannot re-estimate")
+        if weighting.kernel == "band" and (weighting.low is None or weighting.high is None):
+            raise ConfigError("the export's weights use the band kernel but the record lacks its low and high ends")
+        return weighting
+
+    def describe(self) -> str:
+        """The weighting as `paced weight` flags, for messages."""
+        if self.kernel == "beta":
+            kernel = f"--kernel beta --alpha {self.alpha:g} --beta {self.beta:g}"
+        elif self.kernel == "band":
+            kernel = f"--kernel band --low {self.low:g} --high {self.high:g}"
+        else:
+            kernel = f"--kernel {self.kernel}"
+        floor = f" --floor {self.floor:g}" if self.floor else ""
+        return f"{kernel} --estimator {self.estimator}{floor}"
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def raw_weights(c: np.ndarray, n: np.ndarray, weighting: Weighting) -> np.ndarray:
+    """The raw (unnormalised) weight of each problem from its (possibly fractional) counts.
+
+    Args:
+        c: [problems] correct samples (decayed counts, >= 0).
+        n: [problems] scored samples, n >= c.
+        weighting: kernel, estimator, prior and floor.
+
+    Returns:
+        [problems] float64, 0 where n = 0; the same numbers `paced weight` writes to `weight_raw`
+        for whole counts.
+    """
+    from paced_curate.weight.estimators import band_probability, posterior_moments
+    from paced_curate.weight.kernels import band_weight, kernel_weight
+
+    c = np.asarray(c, dtype=np.float64)
+    n = np.asarray(n, dtype=np.float64)
+    scored = n > 0
+    if weighting.kernel == "uniform":
+        raw = np.ones(c.shape)
+    elif weighting.estimator == "empirical":
+        rate = np.divide(c, n, out=np.zeros(c.shape), where=scored)
+        if weighting.kernel == "band":
+            raw = np.asarray(band_weight(rate, weighting.low, weighting.high), dtype=np.float64)
+        else:
+            raw = np.asarray(kernel_weight(rate, weighting.alpha, weighting.beta), dtype=np.float64)
+    elif weighting.kernel == "band":
+        raw = np.asarray(band_probability(c, n, weighting.low, weighting.high, weighting.prior_a, weighting.prior_b), dtype=np.float64)
+    else:
+        raw = np.asarray(posterior_moments(c, n, weighting.alpha, weighting.beta, weighting.prior_a, weighting.prior_b)[0], dtype=np.float64)
+    raw = np.where(scored, raw, 0.0)
+    if weighting.floor:
+        raw = np.where(scored, np.maximum(raw, weighting.floor), raw)
+    return raw.reshape(c.shape)
+
+
+def row_weights(raw: np.ndarray, problem_of_row: np.ndarray) -> np.ndarray:
+    """Each training row's weight: its problem's share (raw / rows of the problem), scaled to mean 1 over rows with weight > 0.
+
+    A problem with R rows (one per teacher reference) gives each row raw / R, as `paced export`
+    shares a problem's weight among its rows. Mean 1 over the rows that train (weight > 0) is
+    the scale of a default export that left weight-0 problems out (`--normalize rows`), so a
+    step's loss has the scale of a static PACED step whatever the share of weight-0 problems.
+
+    Args:
+        raw: [problems] raw weights (`raw_weights`).
+        problem_of_row: [rows] int, the problem of each row.
+
+    Returns:
+        [rows] float64; all 0 when no problem has weight > 0.
+    """
+    raw = np.asarray(raw, dtype=np.float64)
+    problem_of_row = np.asarray(problem_of_row, dtype=np.int64)
+    rows_of = np.bincount(problem_of_row, minlength=len(raw)).astype(np.float64)
+    shares = raw[problem_of_row] / rows_of[problem_of_row]
+    positive = shares > 0
+    if not positive.any():
+        return shares
+    return shares * (positive.sum() / shares[positive].sum())
+
+
+class Posterior:
+    """Decayed per-problem counts (see the module docstring): pure state, no I/O.
+
+    Args:
+        n_correct: [problems] initial correct samples (the export's n_correct).
+        n_scored: [problems] initial scored samples.
+        weighting: how counts become weights.
+        halflife: steps after which a sample counts half; 0: no decay.
+    """
+
+    def __init__(self, n_correct, n_scored, weighting: Weighting, halflife: int) -> None:
+        self.weighting = weighting
+        self.halflife = int(halflife)
+        self.correct = np.asarray(n_correct, dtype=np.float64).copy()
+        self.scored = np.asarray(n_scored, dtype=np.float64).copy()
+        if self.correct.shape != self.scored.shape or (self.correct > self.scored).any() or (self.correct < 0).any():
+            raise ValueError("counts must be arrays of one shape with 0 <= n_correct <= n_scored")
+        self.base = 0
+        """The frame's step: a sample drawn at step s is stored times 2^((s - base) / h)."""
+        self.threshold = frontier_threshold(self.raw_weights(0))
+        """tau: weights below it are cut to 0 (off the frontier)."""
+
+    def __len__(self) -> int:
+        return len(self.correct)
+
+    def _scale(self, step: int) -> float:
+        """2^((step - base) / h): what a sample drawn at `step` is stored with (1 without decay)."""
+        return 1.0 if self.halflife == 0 else math.pow(2.0, (step - self.base) / self.halflife)
+
+    def add(self, correct, scored, step: int) -> None:
+        """Add samples drawn at optimizer step `step` (dense [problems] counts; scored >= correct)."""
+        correct = np.asarray(correct, dtype=np.float64)
+        scored = np.asarray(scored, dtype=np.float64)
+        self._rebase(step)
+        scale = self._scale(step)
+        self.correct += correct * scale
+        self.scored += scored * scale
+
+    def _rebase(self, step: int) -> None:
+        """Move the frame forward by whole half-lives (exact powers of two) before stored values grow large."""
+        if self.halflife == 0 or step - self.base < REBASE_HALFLIVES * self.halflife:
+            return
+        whole = (step - self.base) // self.halflife
+        self.correct = np.ldexp(self.correct, -whole)
+        self.scored = np.ldexp(self.scored, -whole)
+        self.base += whole * self.halflife
+
+    def counts(self, step: int) -> tuple[np.ndarray, np.ndarray]:
+        """(c, n) at optimizer step `step`: each sample weighted 2^(-(step - s)/h). Reading changes no state."""
+        if self.halflife == 0:
+            return self.correct.copy(), self.scored.copy()
+        whole, part = divmod(step - self.base, self.halflife)
+        factor = math.pow(2.0, part / self.halflife)
+        return np.ldexp(self.correct, -whole) / factor, np.ldexp(self.scored, -whole) / factor
+
+    def raw_weights(self, step: int) -> np.ndarray:
+        """[problems] the weight of each problem at `step` (see the module docstring)."""
+        if self.weighting.estimator == "empirical":
+            # The plug-in reads c / n, which the frame leaves exact: no division by the scale.
+            return raw_weights(self.correct, self.scored, self.weighting)
+        return raw_weights(*self.counts(step), self.weighting)
+
+    def weights(self, step: int) -> np.ndarray:
+        """[problems] the weight of each problem at `step`: `raw_weights`, 0 where below the frontier threshold tau."""
+        raw = self.raw_weights(step)
+        return np.where(raw >= self.threshold, raw, 0.0)
+
+    def state_dict(self) -> dict:
+        """Plain values and tensors (for `torch.load(weights_only=True)`)."""
+        import torch
+
+        return {"correct": torch.from_numpy(self.correct.copy()), "scored": torch.from_numpy(self.scored.copy()),
+                "base": self.base, "halflife": self.halflife}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore what `state_dict` returned (the weighting comes from the export, as at the start)."""
+        if int(state["halflife"]) != self.halflife or len(state["correct"]) != len(self):
+            raise ValueError("the saved posterior was made with another half-life or another set of problems")
+        self.correct = state["correct"].numpy().astype(np.float64).copy()
+        self.scored = state["scored"].numpy().astype(np.float64).copy()
+        self.base = int(state["base"])
+
+
+def frontier_threshold(raw: np.ndarray) -> float:
+    """tau, the least positive raw weight at the start (module docstring, "The frontier"); inf when none is positive.
+
+    With the plug-in beta kernel and K samples per problem this is w(1/K) (0.109 for K = 8), so
+    the frontier at the start is exactly the problems static PACED trains on.
+    """
+    positive = raw[raw > 0]
+    return float(positive.min()) if positive.size else math.inf
+
+
+def weight_moved(before: np.ndarray, after: np.ndarray) -> float:
+    """The share of the weight mass that moved between problems: total variation of the two normalised weight vectors, in [0, 1]."""
+    a, b = np.asarray(before, dtype=np.float64), np.asarray(after, dtype=np.float64)
+    if not a.sum() > 0 or not b.sum() > 0:
+        return 0.0 if a.sum() == b.sum() else 1.0
+    return float(0.5 * np.abs(a / a.sum() - b / b.sum()).sum())
+
+
+def initial_counts(n_correct, n_samples, pass_rate) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: (n_correct, n_scored) from an export's columns (the export carries n_samples and pass_rate, not n_scored).
+
+    n_scored = n_correct / pass_rate (exact for any realistic count) when pass_rate > 0; 0 when
+    pass_rate is null (no scored sample); n_samples when pass_rate is 0, which is exact unless
+    some of the problem's samples were excluded from its pass rate (truncated or errors under an
+    exclude policy): then the old evidence counts a little more than it should.
+
+    Args:
+        n_correct, n_samples: [rows] ints.
+        pass_rate: [rows] floats, NaN where null.
+    """
+    c = np.asarray(n_correct, dtype=np.float64)
+    samples = np.asarray(n_samples, dtype=np.float64)
+    rate = np.asarray(pass_rate, dtype=np.float64)
+    n = np.where(np.isnan(rate), 0.0, np.where(rate > 0, np.round(c / np.where(rate > 0, rate, 1.0)), samples))
+    return np.where(np.isnan(rate), 0.0, c), n
