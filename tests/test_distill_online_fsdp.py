@@ -67,7 +67,9 @@ def assert_same_posterior(run_dir: Path, reference: Path) -> None:
     for name in ("weights_start.parquet", "weights_final.parquet"):
         assert pq.read_table(run_dir / name).equals(pq.read_table(reference / name)), name
     assert online_records(run_dir) == online_records(reference)
-    assert [r["loss"] for r in records(run_dir)] == pytest.approx([r["loss"] for r in records(reference)], abs=1e-5, rel=1e-5)
+    # The gradient norm too: a probe sampled between backward and the optimizer step once lost the step's gradients.
+    for name in ("loss", "grad_norm"):
+        assert [r[name] for r in records(run_dir)] == pytest.approx([r[name] for r in records(reference)], abs=1e-5, rel=1e-5), name
 
 
 def test_two_ranks_end_with_the_posterior_of_one_process(data, models, one_process, tmp_path):

@@ -12,8 +12,8 @@
   is sampled and graded, never trained on, so the batch objective stays
   sum_i w_i * mean_t(kl_i,t) / batch_size over the batch's rows. Weights are renormalised at
   every step to mean 1 over the rows with weight > 0 (`online.row_weights`).
-- Observations. Every rkl sample (trained rows and probes) is graded with `paced grade`'s code
-  (`grade.grade_table`, its hard-kill pool, grader --reweight-grader, its default options) in a
+- Observations. Every rkl sample (trained rows and probes) is graded as `paced grade` grades it
+  (`SampleGrader`: grader --reweight-grader, the hard-kill pool, the default options) in a
   background thread while the next step computes; the samples of step s enter the posterior at
   the end of step s + 1, so step t's weights hold the samples of steps <= t - 2 (a fixed lag,
   whatever the timing, so runs repeat exactly). In a forward-KL stage (fkl, akl) there are no
@@ -48,6 +48,8 @@ from paced_curate.errors import ConfigError
 from paced_curate.report import say
 from paced_curate.rollout.requests import problem_seed
 
+GRADE_TIMEOUT = 5.0
+"""Seconds one sample may take to grade (`paced grade --timeout`'s default)."""
 START_TABLE, FINAL_TABLE = WEIGHTS_TABLES
 """Weights tables (`paced weight`'s schema) a run writes: at the start, and the final posterior (seeds the next round)."""
 
@@ -92,7 +94,6 @@ class OnlineReweighting:
             first.setdefault(example.problem_id, position)
         self.first_row = [examples[first[pid]] for pid in self.problem_ids]
         rows = [e.row for e in self.first_row]
-        self.prompts = [table.column("prompt")[r].as_py() for r in rows]
         self.answers = [table.column("answer")[r].as_py() for r in rows]
         rates = np.array([np.nan if v is None else v for v in table.column("pass_rate").to_pylist()], dtype=np.float64)
         correct, scored = initial_counts(table.column("n_correct").to_numpy(), table.column("n_samples").to_numpy(), rates)
@@ -101,10 +102,12 @@ class OnlineReweighting:
         weights = self.posterior.weights(0)
         check_export_weights(weights, self.problem_of_row, examples, weighting, config.shards)
         self.cursor = 0
+        self.noted_empty = False
         self.pending: _Pending | None = None
         self.queue: list[tuple[int, str, str]] = []
         self.last = {"weights": weights, "step": 0}
         self.since = _counters()
+        self.grader = SampleGrader(config.resolved_reweight_grader, config.reweight_workers or 1)
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="paced-reweight")
 
     # ---- batches --------------------------------------------------------------------------
@@ -119,7 +122,8 @@ class OnlineReweighting:
         explore = self.config.resolved_explore if stage == "rkl" else 0.0
         chosen, probed, self.cursor = walk(self.cursor, weights > 0, self.config.batch_size, self.config.seed, explore)
         if not chosen:
-            if not self.since["empty_steps"]:
+            if not self.noted_empty:
+                self.noted_empty = True
                 say(f"NOTE: step {step + 1}: no problem is on the frontier any more; steps like it train nothing"
                     + (" and only probe" if explore else ""))
             self.since["empty_steps"] += 1
@@ -159,7 +163,7 @@ class OnlineReweighting:
         submitted = None
         if sampled:
             items, self.queue = self.queue, []
-            future = self.executor.submit(grade_counts, items, self.prompts, self.answers, self.problem_ids, self.config) if items else None
+            future = self.executor.submit(self.grader.counts, items, self.answers) if items else None
             submitted = _Pending(step, future)
         if self.pending is not None:
             self._apply(self.pending)
@@ -212,7 +216,7 @@ class OnlineReweighting:
             budgets = [min(self.config.rkl_max_tokens, self.max_length - len(e.prompt_ids)) for e in rows]
             for (p, _), tokens in zip(part, self.draw([e.prompt_ids for e in rows], seeds, budgets)):
                 items.append((p, self.decode(tokens), "stop" if tokens and tokens[-1] in self.eos else "length"))
-        future = self.executor.submit(grade_counts, items, self.prompts, self.answers, self.problem_ids, self.config) if items else None
+        future = self.executor.submit(self.grader.counts, items, self.answers) if items else None
         self._apply(_Pending(step, future))
         self.since["refresh_samples"] += len(jobs)
         self.since["refresh_s"] += time.perf_counter() - started
@@ -269,6 +273,7 @@ class OnlineReweighting:
 
     def close(self) -> None:
         self.executor.shutdown(wait=True, cancel_futures=True)
+        self.grader.close()
 
     def __enter__(self) -> "OnlineReweighting":
         return self
@@ -318,34 +323,71 @@ def walk(cursor: int, active: np.ndarray, batch_size: int, seed: int, explore: f
     return chosen, probed, position
 
 
-def grade_counts(items: list[tuple[int, str, str]], prompts: list[str], answers: list[str], problem_ids: list[str], config):
-    """Grade samples with `paced grade`'s code and count them per problem.
+class SampleGrader:
+    """`paced grade`'s verdicts on the student's samples, with one hard-kill pool for the whole run.
+
+    The same steps as `paced grade` at its defaults: a sample cut at its token budget is
+    `truncated` and scored as a failure (--truncated wrong), the others are reduced to their final
+    answer (`graders.reduce_completion`) and graded in `pool.GradingPool` (a task past --timeout 5 s
+    kills its worker); `timeout` and `error` are left out of the pass rate (--errors exclude).
+    `grade.grade_table` would start a pool per call (a second or more per step on a busy CPU);
+    this one keeps its workers, and its verdicts by (answer, gold), across steps.
 
     Args:
-        items: (problem index, completion text, finish reason "stop" or "length").
-        prompts, answers, problem_ids: per problem.
-        config: the run's DistillConfig (grader and grading processes).
-
-    Returns:
-        (correct, scored, samples, seconds): [problems] float64 counts and the grading time.
+        grader: math, exact, numeric, choice or module:function (`paced grade --grader`).
+        workers: grading processes.
     """
-    from paced_curate.grade import grade_table
-    from paced_curate.schema import ROLLOUTS
 
-    started = time.perf_counter()
-    problem = [p for p, _, _ in items]
-    columns = {
-        "problem_id": [problem_ids[p] for p in problem], "sample_index": list(range(len(items))), "prompt": [prompts[p] for p in problem],
-        "answer": [answers[p] for p in problem], "completion": [text for _, text, _ in items], "finish_reason": [reason for *_, reason in items],
-        "completion_tokens": [None] * len(items), "prompt_tokens": [None] * len(items), "error": [None] * len(items),
-    }
-    graded = grade_table(pa.table(columns, schema=ROLLOUTS.schema), config.resolved_reweight_grader, workers=config.reweight_workers or 1)
-    scored = np.array(graded.column("scored").to_pylist(), dtype=bool)
-    correct = scored & np.array([v == "correct" for v in graded.column("verdict").to_pylist()])
-    size = len(problem_ids)
-    return (np.bincount(problem, weights=correct, minlength=size).astype(np.float64),
-            np.bincount(problem, weights=scored, minlength=size).astype(np.float64),
-            np.bincount(problem, minlength=size).astype(np.float64), time.perf_counter() - started)
+    def __init__(self, grader: str, workers: int) -> None:
+        from paced_curate.grade.graders import load_grader
+        from paced_curate.grade.pool import GradingPool
+
+        self.spec = load_grader(grader)
+        self.pool = GradingPool([self.spec], workers=workers, timeout=GRADE_TIMEOUT)
+        self.cache: dict[tuple[str, str], str] = {}
+
+    def counts(self, items: list[tuple[int, str, str]], answers: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+        """Grade samples and count them per problem.
+
+        Args:
+            items: (problem index, completion text, finish reason "stop" or "length").
+            answers: the gold answer of each problem.
+
+        Returns:
+            (correct, scored, samples, seconds): [problems] float64 counts, and the grading time.
+        """
+        from paced_curate.grade.graders import GRADED_VERDICTS, reduce_completion
+
+        started = time.perf_counter()
+        verdicts: list[str | None] = [None] * len(items)
+        waiting: dict[tuple[str, str], list[int]] = {}
+        for position, (problem, text, reason) in enumerate(items):
+            if reason != "stop":
+                verdicts[position] = "truncated"
+                continue
+            reduced = reduce_completion(self.spec, text)
+            if reduced is None:
+                verdicts[position] = "no_answer"
+                continue
+            key = (reduced, answers[problem])
+            if key in self.cache:
+                verdicts[position] = self.cache[key]
+            else:
+                waiting.setdefault(key, []).append(position)
+        tasks = list(waiting)
+        for key, outcome in zip(tasks, self.pool.run([(0, reduced, gold) for reduced, gold in tasks])):
+            self.cache[key] = outcome.verdict
+            for position in waiting[key]:
+                verdicts[position] = outcome.verdict
+        size = len(answers)
+        problem = np.array([p for p, _, _ in items], dtype=np.int64)
+        scored = np.array([v in GRADED_VERDICTS or v == "truncated" for v in verdicts], dtype=np.float64)
+        correct = np.array([v == "correct" for v in verdicts], dtype=np.float64)
+        return (np.bincount(problem, weights=correct, minlength=size), np.bincount(problem, weights=scored, minlength=size),
+                np.bincount(problem, minlength=size).astype(np.float64), time.perf_counter() - started)
+
+    def close(self) -> None:
+        self.pool.close()
 
 
 def check_export_weights(raw: np.ndarray, problem_of_row: np.ndarray, examples: list, weighting: Weighting, shards: str) -> None:

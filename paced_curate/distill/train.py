@@ -256,6 +256,9 @@ def run_distill(config: DistillConfig) -> DistillResult:
             else:  # (#25) rows at their current weight; weight-0 rows skipped, or probed in the rkl stage
                 online.refresh(step, stage)
                 batch_examples, probes = online.batch(step, stage)
+                # Probes (rkl stage) are sampled and graded, never trained on; sampled before any backward: under FSDP a
+                # forward call between backward and the optimizer step lost the step's gradients.
+                online.probe(step, probes)
             loss_sum = torch.zeros((), device=device)
             kl_sum = torch.zeros((), device=device)
             tokens = input_tokens = 0
@@ -282,8 +285,6 @@ def run_distill(config: DistillConfig) -> DistillResult:
                 loss_sum += loss.detach()
                 kl_sum += problem_means(kl.detach(), batch.token_problem, len(chunk)).sum()
                 tokens += batch.num_tokens
-            if online is not None and stage not in REFERENCE_STAGES:
-                online.probe(step, probes)  # (#25) sampled and graded, not trained on
             loss_sum, kl_sum, tokens, input_tokens = par.total(  # (#17) sums over ranks
                 loss_sum, kl_sum, torch.tensor(float(tokens)), torch.tensor(float(input_tokens))
             )
