@@ -198,7 +198,10 @@ def summarise(rows: list[dict], select: bool) -> dict:
 
 def family(rows: list[dict], alpha: float = 0.05) -> dict:
     """Online minus static, paired over worlds, per loss and metric; Student-t p-values Holm-corrected over the family."""
-    from paced_curate.comparison import holm, paired_t
+    try:
+        from paced_curate.comparison import holm, paired_t
+    except ImportError:  # comparison.py before #21's Holm correction: no family
+        return {"alpha": alpha, "m": 0, "tests": []}
 
     by_key = {(r["world"], r["method"]): r for r in rows}
     base = {r["world"]: r for r in rows if r["method"] == "base"}

@@ -132,3 +132,22 @@ def test_an_export_of_weighted_copies_is_refused(tmp_path, models):
                             references=str(tmp_path / "src_teacher.parquet"), weights_as="copies"))
     with pytest.raises(ConfigError, match="--weights-as copies"):
         run_distill(config(copies, models, tmp_path / "run"))
+
+
+def test_a_checkpoint_made_before_online_paced_resumes_as_a_static_run(tmp_path, models):
+    import torch
+
+    from paced_curate.distill.checkpoint import TRAINER_STATE
+
+    data = make_export(tmp_path, n=4)
+    static = {"reweight": "static", "explore": None, "reweight_grader": None, "reweight_halflife": None}
+    run_distill(config(data, models, tmp_path / "run", max_steps=2, checkpoint_every=1, keep_checkpoints=0, **static))
+    # A checkpoint written before the reweight settings existed holds none of them.
+    path = tmp_path / "run" / "checkpoints" / "step-000001" / TRAINER_STATE
+    state = torch.load(path, weights_only=True)
+    state["settings"] = {k: v for k, v in state["settings"].items() if not k.startswith("reweight") and k != "explore"}
+    torch.save(state, path)
+    shutil.rmtree(tmp_path / "run" / "checkpoints" / "step-000002")
+    assert run_distill(config(data, models, tmp_path / "run", max_steps=2, resume=True, **static)).start_step == 1
+    with pytest.raises(Exception, match="was made with --reweight None, not 'online'"):
+        run_distill(config(data, models, tmp_path / "run", max_steps=2, resume=True, **(static | {"reweight": "online"})))

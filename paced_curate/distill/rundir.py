@@ -84,7 +84,10 @@ def check_resume(state: dict, config: DistillConfig, digest: str, checkpoint: Pa
         ResumeMismatch: naming the first differing flag, or the changed data.
     """
     saved, current = state["settings"], config.settings()
+    fields = DistillConfig.__dataclass_fields__
     for name, value in current.items():
+        if name not in saved and name in fields and value == fields[name].default:
+            continue  # a setting added after the checkpoint was made, left at its default (--reweight static, #25)
         if saved.get(name) != value:
             raise ResumeMismatch(
                 f"{checkpoint}: was made with {_flag(name)} {saved.get(name)!r}, not {value!r}; "
