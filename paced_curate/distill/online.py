@@ -1,7 +1,7 @@
 """Online PACED (#25): each problem's pass-rate evidence as the student learns, and the weight it gives now.
 
-Pure numpy; `tests/test_distill_online.py` checks it against a slow reference that keeps every
-observation and its age.
+Pure functions and state (numpy; `posterior_table` builds an Arrow table); `tests/test_distill_online.py`
+checks the posterior against a slow reference that keeps every observation and its age.
 
 Evidence. A problem's state is a pair of decayed counts: c correct of n scored samples. At the
 start they are the export's counts (the samples the static weights were measured on, drawn from
@@ -49,6 +49,8 @@ import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from paced_curate.errors import ConfigError
 
@@ -287,3 +289,52 @@ def initial_counts(n_correct, n_samples, pass_rate) -> tuple[np.ndarray, np.ndar
     rate = np.asarray(pass_rate, dtype=np.float64)
     n = np.where(np.isnan(rate), 0.0, np.where(rate > 0, np.round(c / np.where(rate > 0, rate, 1.0)), samples))
     return np.where(np.isnan(rate), 0.0, c), n
+
+
+def check_export_weights(raw: np.ndarray, problem_of_row: np.ndarray, examples: list, weighting: Weighting, shards: str) -> None:
+    """Refuse an export whose weights are not its counts under the recorded weighting (online PACED recomputes them).
+
+    The recomputed row weights must be 0 where the export's are and proportional elsewhere.
+
+    Raises:
+        ConfigError: naming the first row that differs.
+    """
+    ours = row_weights(raw, problem_of_row)
+    theirs = np.array([e.weight for e in examples], dtype=np.float64)
+    positive = theirs > 0
+    scale = ours[positive].sum() / theirs[positive].sum() if positive.any() else 1.0
+    bad = np.flatnonzero((positive != (ours > 0)) | ~np.isclose(ours, theirs * scale, rtol=1e-6, atol=1e-12))
+    if bad.size:
+        e = examples[int(bad[0])]
+        raise ConfigError(
+            f"{shards} train row {e.row} (problem {e.problem_id!r}): its weight {e.weight:.6g} is not what the recorded weighting "
+            f"({weighting.describe()}) gives for its counts, so --reweight online cannot re-estimate it; export the weights "
+            "'paced weight' wrote for these samples (or train with --reweight static)"
+        )
+
+
+def posterior_table(problem_ids: list[str], correct: np.ndarray, scored: np.ndarray, weighting: Weighting, online: dict) -> tuple[pa.Table, dict]:
+    """A `paced weight` table (schema.WEIGHTS) of decayed counts, rounded to whole samples, and its provenance.
+
+    The weight and pass-rate columns are recomputed from the rounded counts with the same
+    weighting, so the table is what `paced weight` would write for them and can seed the next
+    round (`paced export --weights`).
+    """
+    from paced_curate.weight.estimators import BetaPrior
+    from paced_curate.weight.runner import WeightConfig, weigh_counts
+    from paced_curate.schema import WEIGHTS
+
+    c = np.round(correct).astype(np.int64)
+    n = np.maximum(np.round(scored).astype(np.int64), c)
+    counts = pa.table({
+        "problem_id": pa.array(problem_ids, pa.string()), "n_samples": pa.array(n, pa.int32()), "n_correct": pa.array(c, pa.int32()),
+        "n_excluded": pa.array(np.zeros(len(c), dtype=np.int64), pa.int32()), "n_scored": pa.array(n, pa.int32()),
+    })
+    settings = {name: value for name, value in weighting.as_dict().items() if name != "floor" or value}
+    config = WeightConfig(graded="(online posterior)", **settings)
+    prior = BetaPrior(weighting.prior_a, weighting.prior_b, fitted=weighting.estimator == "eb") if weighting.estimator != "empirical" else None
+    table, constant = weigh_counts(counts, config, prior)
+    order = pc.sort_indices(table, [("problem_id", "ascending")])
+    provenance = {"settings": settings | {"interval": config.interval, "confidence": config.confidence, "normalize": config.normalize},
+                  "normalizing_constant": constant, "prior": prior.to_dict() if prior else None, "online": online}
+    return table.take(order).cast(WEIGHTS.schema), provenance

@@ -25,10 +25,12 @@
   step's counts (graded and summed when the checkpoint is written), so a resumed run continues
   exactly.
 
-    online = OnlineReweighting(config, examples, table, par, draw)
-    batch, probes = online.batch(step, stage)
+    online = start_online(config, examples, table, par, draw, tokenizer, eos, max_length)
+    online.refresh(step, stage)                   # a forward-KL stage, every --reweight-every steps
+    batch, probes = online.batch(step, stage)     # this step's rows at their current weights; probes
+    online.probe(step, probes)                    # before any backward
     online.observe(step, chunk, responses)        # after each rkl micro-batch is sampled
-    online.end_step(step)                         # after the optimizer step
+    online.end_step(step, sampled=True)           # after the optimizer step
 """
 
 from __future__ import annotations
@@ -40,10 +42,17 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from paced_curate.distill.online import (
+    Posterior,
+    Weighting,
+    check_export_weights,
+    initial_counts,
+    posterior_table,
+    row_weights,
+    weight_moved,
+)
 from paced_curate.distill.rundir import WEIGHTS_TABLES
-from paced_curate.distill.online import Posterior, Weighting, initial_counts, row_weights, weight_moved
 from paced_curate.errors import ConfigError
 from paced_curate.report import say
 from paced_curate.rollout.requests import problem_seed
@@ -388,55 +397,6 @@ class SampleGrader:
 
     def close(self) -> None:
         self.pool.close()
-
-
-def check_export_weights(raw: np.ndarray, problem_of_row: np.ndarray, examples: list, weighting: Weighting, shards: str) -> None:
-    """Refuse an export whose weights are not its counts under the recorded weighting (online PACED recomputes them).
-
-    The recomputed row weights must be 0 where the export's are and proportional elsewhere.
-
-    Raises:
-        ConfigError: naming the first row that differs.
-    """
-    ours = row_weights(raw, problem_of_row)
-    theirs = np.array([e.weight for e in examples], dtype=np.float64)
-    positive = theirs > 0
-    scale = ours[positive].sum() / theirs[positive].sum() if positive.any() else 1.0
-    bad = np.flatnonzero((positive != (ours > 0)) | ~np.isclose(ours, theirs * scale, rtol=1e-6, atol=1e-12))
-    if bad.size:
-        e = examples[int(bad[0])]
-        raise ConfigError(
-            f"{shards} train row {e.row} (problem {e.problem_id!r}): its weight {e.weight:.6g} is not what the recorded weighting "
-            f"({weighting.describe()}) gives for its counts, so --reweight online cannot re-estimate it; export the weights "
-            "'paced weight' wrote for these samples (or train with --reweight static)"
-        )
-
-
-def posterior_table(problem_ids: list[str], correct: np.ndarray, scored: np.ndarray, weighting: Weighting, online: dict) -> tuple[pa.Table, dict]:
-    """A `paced weight` table (schema.WEIGHTS) of decayed counts, rounded to whole samples, and its provenance.
-
-    The weight and pass-rate columns are recomputed from the rounded counts with the same
-    weighting, so the table is what `paced weight` would write for them and can seed the next
-    round (`paced export --weights`).
-    """
-    from paced_curate.weight.estimators import BetaPrior
-    from paced_curate.weight.runner import WeightConfig, weigh_counts
-    from paced_curate.schema import WEIGHTS
-
-    c = np.round(correct).astype(np.int64)
-    n = np.maximum(np.round(scored).astype(np.int64), c)
-    counts = pa.table({
-        "problem_id": pa.array(problem_ids, pa.string()), "n_samples": pa.array(n, pa.int32()), "n_correct": pa.array(c, pa.int32()),
-        "n_excluded": pa.array(np.zeros(len(c), dtype=np.int64), pa.int32()), "n_scored": pa.array(n, pa.int32()),
-    })
-    settings = {name: value for name, value in weighting.as_dict().items() if name != "floor" or value}
-    config = WeightConfig(graded="(online posterior)", **settings)
-    prior = BetaPrior(weighting.prior_a, weighting.prior_b, fitted=weighting.estimator == "eb") if weighting.estimator != "empirical" else None
-    table, constant = weigh_counts(counts, config, prior)
-    order = pc.sort_indices(table, [("problem_id", "ascending")])
-    provenance = {"settings": settings | {"interval": config.interval, "confidence": config.confidence, "normalize": config.normalize},
-                  "normalizing_constant": constant, "prior": prior.to_dict() if prior else None, "online": online}
-    return table.take(order).cast(WEIGHTS.schema), provenance
 
 
 def start_online(config, examples: list, table: pa.Table, par, draw, tokenizer, eos: list[int], max_length: int) -> OnlineReweighting:
