@@ -42,6 +42,9 @@ EXPLORE = 0.1
 REFRESH_EVERY = 20
 REFRESH_SAMPLES = 4
 """The registered online settings (chosen on SELECTION_WORLDS; bench/online_prereg.md)."""
+DESIGN = 2
+"""Bumped when online PACED changes in a way that changes its students (finished students of another design are trained again).
+Design 1 cut weights below the least starting weight to 0; design 2 does not (bench/online_prereg.md)."""
 GRID = [{"reweight_halflife": h, "explore": e} for h in (10, 40) for e in (0.02, 0.1)]
 """The settings --select compares (online PACED rkl, mean held-out accuracy over the selection worlds)."""
 
@@ -100,12 +103,12 @@ def main() -> None:
 
 def run_world(config, world: int, chosen: dict) -> list[dict]:
     """Prepare the world (once), then train and evaluate each method not finished before; one row per student."""
-    from paced_curate.demo import evaluate, prepare_world
+    from paced_curate.demo import evaluate
 
     work = Path(config.workdir)
     done_dir = work / "students"
     done_dir.mkdir(parents=True, exist_ok=True)
-    stamp = json.loads(json.dumps(dataclasses.asdict(config)))
+    stamp = json.loads(json.dumps(dataclasses.asdict(config))) | {"design": DESIGN}
     rows = []
     prepared = None
     for name in ["base", *chosen]:
@@ -114,9 +117,7 @@ def run_world(config, world: int, chosen: dict) -> list[dict]:
             rows.append(json.loads(done.read_text())["row"])
             continue
         if prepared is None:
-            print(f"== world {world}: preparing", file=sys.stderr)
-            prepared = prepare_world(config, work)
-            prepared.exports["paced keep-zero"] = keep_zero_export(prepared, config)
+            prepared = prepare(config, world, stamp)
         if name == "base":
             row = {"method": "base", "world": world, "seed": world, "train_tokens": 0, "teacher_tokens": 0, "curve": []}
             row |= evaluate(prepared.student, prepared.files, config, world)
@@ -125,6 +126,27 @@ def run_world(config, world: int, chosen: dict) -> list[dict]:
         done.write_text(json.dumps({"config": stamp | {"method": name, "spec": _spec(chosen.get(name))}, "row": row}) + "\n")
         rows.append(row)
     return rows
+
+
+def prepare(config, world: int, stamp: dict):
+    """`demo.prepare_world` and the keep-zero PACED export, or what an earlier run of this bench prepared for the same config."""
+    from paced_curate.demo import Prepared, prepare_world
+
+    work = Path(config.workdir)
+    record = work / "prepared.json"
+    if record.exists() and json.loads(record.read_text())["config"] == stamp:
+        saved = json.loads(record.read_text())["prepared"]
+        return Prepared(work=Path(saved["work"]), files={k: Path(v) for k, v in saved["files"].items()}, teacher=Path(saved["teacher"]),
+                        student=Path(saved["student"]), exports={k: Path(v) for k, v in saved["exports"].items()},
+                        teacher_tokens=saved["teacher_tokens"], references=saved["references"])
+    print(f"== world {world}: preparing", file=sys.stderr)
+    prepared = prepare_world(config, work)
+    prepared.exports["paced keep-zero"] = keep_zero_export(prepared, config)
+    saved = {"work": str(prepared.work), "files": {k: str(v) for k, v in prepared.files.items()}, "teacher": str(prepared.teacher),
+             "student": str(prepared.student), "exports": {k: str(v) for k, v in prepared.exports.items()},
+             "teacher_tokens": prepared.teacher_tokens, "references": prepared.references}
+    record.write_text(json.dumps({"config": stamp, "prepared": saved}) + "\n")
+    return prepared
 
 
 def _spec(spec) -> list | None:

@@ -22,14 +22,16 @@ counts:
 - the floor (`paced weight --floor`) is applied after, as `paced weight` applies it.
 A problem with n = 0 has weight 0.
 
-The frontier. Below the least weight any problem had at the start (tau; with the plug-in beta
-kernel and K samples per problem that is w(1/K), 0.109 for K = 8) a problem's weight is 0: it
-is off the frontier, not trained, and only probed (`reweight.py`). Static PACED gives weight 0
-to a problem whose K samples all agree; decayed counts, once mixed, never agree exactly again,
-so without this cut a learned problem would keep a sliver of weight, and a batch slot, for
-ever. At the start the cut changes nothing (every weight is 0 or at least tau), and a problem
-enters the frontier when its estimate reaches tau (for the plug-in: its estimated pass rate
-reaches 1/K) and leaves it when its estimate falls below.
+The frontier is the problems with weight > 0: those the run trains on. As in static PACED, a
+problem has weight 0 when all its evidence agrees (only failures, only successes, or none), so a
+problem the student has never solved enters the frontier with its first success, and a solved
+problem that fails again re-enters it. Once a problem's evidence is mixed its plug-in weight
+falls towards 0 as its estimate approaches 0 or 1 but does not reach it: an estimate that
+drifts out of [1/K, 1 - 1/K] gives a weight below tau, the least weight any problem had at the
+start (w(1/K), 0.109 for K = 8), which the records count as faded. (Cutting such weights to 0
+was tried on a settings-selection world: a problem at 1/8 fell below tau at its first failure,
+most likely at p near 1/8, and 88 of 217 frontier problems left in 20 steps, before the student
+had changed; bench/online_prereg.md.)
 
 The counts are stored in a fixed frame (each sample added with 2^(s/h), the whole multiplied by
 2^(-t/h) when read), so decaying costs nothing and leaves c / n bit for bit unchanged; the frame
@@ -39,7 +41,7 @@ about 1,000 half-lives old falls below float64's range and is gone.
     weighting = Weighting.from_record(manifest["weighting"])
     posterior = Posterior(n_correct, n_scored, weighting, halflife=40)
     posterior.add(correct, scored, step=12)          # dense [problems] counts of samples drawn at step 12
-    weights = posterior.weights(step=14)              # [problems] w at step 14, 0 off the frontier
+    weights = posterior.weights(step=14)              # [problems] w at step 14
     rows = row_weights(weights, problem_of_row)       # [rows] mean 1 over rows with weight > 0
 """
 
@@ -191,7 +193,7 @@ class Posterior:
         self.base = 0
         """The frame's step: a sample drawn at step s is stored times 2^((s - base) / h)."""
         self.threshold = frontier_threshold(self.raw_weights(0))
-        """tau: weights below it are cut to 0 (off the frontier)."""
+        """tau, the least positive weight at the start: below it a frontier problem counts as faded (records only)."""
 
     def __len__(self) -> int:
         return len(self.correct)
@@ -234,9 +236,8 @@ class Posterior:
         return raw_weights(*self.counts(step), self.weighting)
 
     def weights(self, step: int) -> np.ndarray:
-        """[problems] the weight of each problem at `step`: `raw_weights`, 0 where below the frontier threshold tau."""
-        raw = self.raw_weights(step)
-        return np.where(raw >= self.threshold, raw, 0.0)
+        """[problems] the weight of each problem at `step` (`raw_weights`; 0 only where the evidence is one-sided or absent)."""
+        return self.raw_weights(step)
 
     def state_dict(self) -> dict:
         """Plain values and tensors (for `torch.load(weights_only=True)`)."""
@@ -257,8 +258,8 @@ class Posterior:
 def frontier_threshold(raw: np.ndarray) -> float:
     """tau, the least positive raw weight at the start (module docstring, "The frontier"); inf when none is positive.
 
-    With the plug-in beta kernel and K samples per problem this is w(1/K) (0.109 for K = 8), so
-    the frontier at the start is exactly the problems static PACED trains on.
+    With the plug-in beta kernel and K samples per problem this is w(1/K) (0.109 for K = 8): a
+    weight below it is an estimated pass rate the start's K samples could not have given.
     """
     positive = raw[raw > 0]
     return float(positive.min()) if positive.size else math.inf

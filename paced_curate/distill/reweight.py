@@ -241,6 +241,7 @@ class OnlineReweighting:
         since = self.since
         record = {
             "step": step, "kind": "reweight", "frontier": int(frontier.sum()), "problems": len(weights),
+            "faded": int((frontier & (weights < self.posterior.threshold)).sum()),
             "entered": int((frontier & ~before).sum()), "left": int((~frontier & before).sum()),
             "weight_moved": weight_moved(self.last["weights"], weights), "mean_pass_rate": float((c[scored] / n[scored]).mean()) if scored.any() else None,
             "samples": since["samples"], "correct": since["correct"], "probes": since["probes"], "empty_steps": since["empty_steps"],
