@@ -82,6 +82,10 @@ def run_inspect(config: InspectConfig) -> dict:
     Raises:
         InputError, SchemaError: the path is missing or not a valid stage output.
     """
+    from paced_curate.distill.run_report import inspect_run, is_run_dir
+
+    if config.path != STDIO and is_run_dir(config.path):  # (#25) a `paced distill` run directory
+        return inspect_run(config.path)
     stage, schema, manifest = _detect(config.path)
     table = None
     if stage is None:
@@ -144,6 +148,11 @@ def adaptive_first_samples(table: pa.Table) -> int | None:
 
 def render_inspect(report: dict) -> None:
     """Print an inspect report with rich on stderr."""
+    if report.get("stage") == "distill":  # (#25)
+        from paced_curate.distill.run_report import render_run_inspection
+
+        render_run_inspection(report)
+        return
     rows = [("stage", report.get("stage")), ("rows", report.get("rows"))]
     if report.get("schema_version"):
         rows.append(("schema version", report["schema_version"]))

@@ -15,11 +15,18 @@ from paced_curate.errors import ConfigError
 
 LOSSES = ("fkl", "rkl", "fkl-then-rkl", "akl")
 WEIGHTING = ("on", "off")
+REWEIGHT = ("static", "online")
+DEFAULT_HALFLIFE = 40
+"""--reweight-halflife when not given (steps); see README / docs, "Online PACED", for how it was chosen."""
+DEFAULT_EXPLORE = 0.1
+"""--explore when not given."""
+DEFAULT_REWEIGHT_SAMPLES = 4
+"""--reweight-samples when not given."""
 DEVICES = ("auto", "cpu", "cuda")
 NOT_IN_SETTINGS = (
     "output", "resume", "overwrite", "device", "micro_batch_size", "chunk_size", "gradient_checkpointing",
     "checkpoint_every", "keep_checkpoints", "log_every", "eval_problems", "eval_every", "eval_samples",
-    "eval_max_tokens", "eval_temperature", "eval_batch_size", "eval_workers", "eval_overlap",
+    "eval_max_tokens", "eval_temperature", "eval_batch_size", "eval_workers", "eval_overlap", "reweight_workers",
 )
 """Fields that do not change the trained weights (paths, memory knobs, logging, evaluation): a resume may change them."""
 
@@ -42,6 +49,25 @@ class DistillConfig:
     """fkl-then-rkl: fraction of the steps trained with fkl: floor(switch_at * steps), at least 1 and at most steps - 1."""
     weights: str = "on"
     """on: scale each problem's loss by its PACED weight; off: weight 1 for all (the unweighted baseline)."""
+    reweight: str = "static"
+    """static: the export's weights for the whole run; online: re-estimate each problem's pass rate from the student's
+    own samples as it trains (rkl samples, graded; --reweight-every in a forward-KL stage) and weight by the current
+    estimate (#25; distill/online.py). Needs an export that kept its weight-0 problems (--keep-zero) to let them in."""
+    reweight_halflife: int | None = None
+    """--reweight online: steps after which a graded sample counts half (older evidence came from an older student);
+    0: no decay. Default 40."""
+    explore: float | None = None
+    """--reweight online, rkl stage: the chance that a weight-0 problem is sampled and graded (not trained on) when the
+    data stream passes it, once per pass over the pool, so a problem the student starts to solve is noticed. Default 0.1."""
+    reweight_every: int = 0
+    """--reweight online, forward-KL stage (fkl, akl, the first part of fkl-then-rkl): every N steps, sample the current
+    student --reweight-samples times on every training problem and grade them; 0: never."""
+    reweight_samples: int | None = None
+    """--reweight-every: samples per problem at each refresh (default 4)."""
+    reweight_grader: str | None = None
+    """--reweight online: the grader of the student's samples, as for `paced grade --grader` (default math)."""
+    reweight_workers: int | None = None
+    """--reweight online: grading processes (default 1, leaving the other cores to training)."""
     max_steps: int | None = None
     """Optimizer steps to train (give this or --epochs; default one epoch)."""
     epochs: float | None = None
@@ -121,6 +147,7 @@ class DistillConfig:
             problems.append(f"--weights must be on or off, not {self.weights!r}")
         if self.eval_overlap not in OVERLAP_MODES:
             problems.append(f"--eval-overlap must be one of {', '.join(OVERLAP_MODES)}, not {self.eval_overlap!r}")
+        problems += self._reweight_problems()
         if self.device not in DEVICES:
             problems.append(f"--device must be one of {', '.join(DEVICES)}, not {self.device!r}")
         if not 0 < self.switch_at < 1:
@@ -165,6 +192,54 @@ class DistillConfig:
             problems.append(str(error))
         if problems:
             raise ConfigError("; ".join(problems))
+
+    def _reweight_problems(self) -> list[str]:
+        problems = []
+        if self.reweight not in REWEIGHT:
+            return [f"--reweight must be static or online, not {self.reweight!r}"]
+        online_only = {"reweight_halflife": self.reweight_halflife, "explore": self.explore, "reweight_every": self.reweight_every or None,
+                       "reweight_samples": self.reweight_samples, "reweight_grader": self.reweight_grader, "reweight_workers": self.reweight_workers}
+        if self.reweight == "static":
+            given = [f"--{name.replace('_', '-')}" for name, value in online_only.items() if value is not None]
+            return [f"{', '.join(given)} apply to --reweight online only"] if given else []
+        if self.weights == "off":
+            problems.append("--reweight online re-estimates PACED weights; it cannot go with --weights off")
+        if self.loss in ("fkl", "akl") and not self.reweight_every:
+            problems.append(f"--reweight online with --loss {self.loss} has no student samples to learn from; add --reweight-every N")
+        if self.loss == "rkl" and self.reweight_every:
+            problems.append("--reweight-every refreshes the weights in a forward-KL stage, and --loss rkl has none (its samples are graded every step)")
+        for name in ("reweight_halflife", "reweight_every"):
+            if (getattr(self, name) or 0) < 0:
+                problems.append(f"--{name.replace('_', '-')} must be >= 0, not {getattr(self, name)}")
+        for name in ("reweight_samples", "reweight_workers"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                problems.append(f"--{name.replace('_', '-')} must be at least 1, not {getattr(self, name)}")
+        if self.explore is not None and not 0 <= self.explore <= 1:
+            problems.append(f"--explore must be in [0, 1], not {self.explore}")
+        if self.reweight_grader is not None:
+            from paced_curate.grade.graders import load_grader
+
+            try:
+                load_grader(self.reweight_grader)
+            except ConfigError as error:
+                problems.append(f"--reweight-grader: {error}")
+        return problems
+
+    @property
+    def resolved_halflife(self) -> int:
+        return DEFAULT_HALFLIFE if self.reweight_halflife is None else self.reweight_halflife
+
+    @property
+    def resolved_explore(self) -> float:
+        return DEFAULT_EXPLORE if self.explore is None else self.explore
+
+    @property
+    def resolved_reweight_samples(self) -> int:
+        return DEFAULT_REWEIGHT_SAMPLES if self.reweight_samples is None else self.reweight_samples
+
+    @property
+    def resolved_reweight_grader(self) -> str:
+        return self.reweight_grader or "math"
 
     @property
     def resolved_min_lr(self) -> float:

@@ -30,7 +30,9 @@ from paced_curate.partdir import claim_output, command_line, package_versions
 
 METRICS = "metrics.jsonl"
 RUN_FILE = "run.json"
-OWNED = (CHECKPOINTS, FINAL, METRICS, RUN_FILE)
+WEIGHTS_TABLES = ("weights_start.parquet", "weights_final.parquet")
+"""Written by --reweight online (#25): the posterior at the start and at the end, as `paced weight` tables."""
+OWNED = (CHECKPOINTS, FINAL, METRICS, RUN_FILE, *WEIGHTS_TABLES)
 """What a run writes in its directory: all that --overwrite deletes."""
 
 
@@ -94,7 +96,10 @@ def check_resume(state: dict, config: DistillConfig, digest: str, checkpoint: Pa
         ResumeMismatch: naming the first differing flag, or the changed data.
     """
     saved, current = state["settings"], config.settings()
+    fields = DistillConfig.__dataclass_fields__
     for name, value in current.items():
+        if name not in saved and name in fields and value == fields[name].default:
+            continue  # a setting added after the checkpoint was made, left at its default (--reweight static, #25)
         if saved.get(name) != value:
             raise ResumeMismatch(
                 f"{checkpoint}: was made with {_flag(name)} {saved.get(name)!r}, not {value!r}; "

@@ -41,6 +41,7 @@ from paced_curate.distill.evaluate import check_eval_set
 from paced_curate.distill.losses import REFERENCE_STAGES, problem_means, weighted_problem_loss
 from paced_curate.distill.models import OutputLayers, eos_ids, load_pair, load_tokenizers
 from paced_curate.distill.prompts import PromptPlan, prompt_plan, read_prompt_record
+from paced_curate.distill.reweight import start_online, write_weights_tables
 from paced_curate.distill.rundir import METRICS, MetricsLog, check_resume, claim_run_dir, prepare_run_dir, write_run_file
 from paced_curate.errors import ConfigError, PacedError
 from paced_curate.report import console, key_value_table, say, show
@@ -185,6 +186,17 @@ def run_distill(config: DistillConfig) -> DistillResult:
         scheduler.load_state_dict(state["scheduler"])
         set_rng_state(state["rng"])
 
+    # ---- online PACED (#25): the posterior of each problem's pass rate, fed by the student's graded samples
+    online = None
+    if config.reweight == "online":
+        def draw(prompts, seeds, budgets):
+            with autocast():
+                return par.sample(prompts, seeds, budgets, temperature=config.rkl_temperature, eos=stop_tokens, pad_id=pad_id)
+
+        online = start_online(config, examples, table, par, draw, tokenizer, stop_tokens, max_length)
+        if state is not None:
+            online.load_state_dict(state["online"])
+
     # ---- metrics log and run record
     run_record = {"prompt": prompt.as_dict(), "warmup_steps": warmup}
     metrics = MetricsLog(run_dir / METRICS, keep_through=start_step) if par.is_main else contextlib.nullcontext()  # (#17)
@@ -231,14 +243,23 @@ def run_distill(config: DistillConfig) -> DistillResult:
     trained_tokens, step_seconds, record = 0, 0.0, None
     progress = _Progress(total, start_step)
     loop_started = time.perf_counter()
-    with metrics, progress:
+    with metrics, progress, online or contextlib.nullcontext():
         if eval_problems is not None and start_step == 0:
             evaluate(0)
+        if online is not None and start_step == 0 and par.is_main:
+            metrics.write(online.record(0))  # (#25)
         for step in range(start_step, total):
             step_started = time.perf_counter()
             stage = stages[0] if step < switch else stages[-1]
-            # Copies of a row in the global batch are numbered before it is shared, so each keeps its seed on any rank (#21).
-            batch_examples = global_batch(examples, step, batch_size, config.seed)
+            if online is None:
+                # Copies of a row in the global batch are numbered before it is shared, so each keeps its seed on any rank (#21).
+                batch_examples = global_batch(examples, step, batch_size, config.seed)
+            else:  # (#25) rows at their current weight; weight-0 rows skipped, or probed in the rkl stage
+                online.refresh(step, stage)
+                batch_examples, probes = online.batch(step, stage)
+                # Probes (rkl stage) are sampled and graded, never trained on; sampled before any backward: under FSDP a
+                # forward call between backward and the optimizer step lost the step's gradients.
+                online.probe(step, probes)
             loss_sum = torch.zeros((), device=device)
             kl_sum = torch.zeros((), device=device)
             tokens = input_tokens = 0
@@ -253,6 +274,8 @@ def run_distill(config: DistillConfig) -> DistillResult:
                             [e.prompt_ids for e in chunk], seeds, budgets,
                             temperature=config.rkl_temperature, eos=stop_tokens, pad_id=pad_id,
                         )
+                    if online is not None:
+                        online.observe(step, chunk, responses)  # (#25) graded in the background
                 batch = collate(chunk, responses, pad_id)
                 input_tokens += int(batch.attention_mask.sum())  # counted on the CPU copy: no GPU sync
                 batch = batch.to(device)
@@ -278,6 +301,8 @@ def run_distill(config: DistillConfig) -> DistillResult:
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
+            if online is not None:
+                online.end_step(step, sampled=stage not in REFERENCE_STAGES)  # (#25) step - 1's counts join the posterior
             if device.type == "cuda":
                 torch.cuda.synchronize()
             seconds = time.perf_counter() - step_started
@@ -285,12 +310,14 @@ def run_distill(config: DistillConfig) -> DistillResult:
             trained_tokens += tokens
             step_seconds += seconds
             record = {
-                "step": done, "kind": "train", "stage": stage, "loss": loss_value, "kl": kl_sum.item() / len(batch_examples),
+                "step": done, "kind": "train", "stage": stage, "loss": loss_value, "kl": kl_sum.item() / max(len(batch_examples), 1),
                 "lr": lr, "grad_norm": grad_norm, "tokens": tokens, "input_tokens": input_tokens, "tokens_per_s": tokens / seconds,
                 "dt_ms": seconds * 1000, "elapsed_s": time.perf_counter() - loop_started,
             }
             if par.is_main:  # (#17)
                 metrics.write(record)
+            if online is not None and par.is_main and config.eval_every and done % config.eval_every == 0 and done < total:
+                metrics.write(online.record(done))  # (#25) before the checkpoint, which saves what it has counted
             progress.update(done, record)
             if done % config.log_every == 0 or done in (start_step + 1, total):
                 say(_log_line(record))
@@ -299,12 +326,19 @@ def run_distill(config: DistillConfig) -> DistillResult:
                     done, optimizer, scheduler, settings=config.settings(), data_digest=digest, total=total,
                     batch_size=batch_size, num_examples=len(examples),
                 )
+                if online is not None:
+                    to_save["online"] = online.state_dict()  # (#25)
                 last_checkpoint = par.save_checkpoint(run_dir, done, tokenizer, to_save, config.keep_checkpoints, optimizer)  # (#17)
                 checkpoints.append(str(last_checkpoint))
             if eval_problems is not None and config.eval_every and done % config.eval_every == 0:
                 evaluate(done)
         if eval_problems is not None and (not evaluations or evaluations[-1]["step"] != total):
             evaluate(total)
+        if online is not None:
+            online.finish(total)  # (#25) the last step's samples, then the final posterior
+            if par.is_main:
+                metrics.write(online.record(total))
+                write_weights_tables(online, run_dir, total)
 
     final = par.save_final(run_dir, tokenizer)  # (#17) gathered once, saved by rank 0
     result = DistillResult(
