@@ -270,7 +270,7 @@ def test_on_uniform_pass_rates_the_defaults_save_30_percent_with_weights_no_wors
 def test_on_a_u_shaped_pool_the_weights_are_no_worse_than_fixed_k8_and_never_solved_problems_are_dropped():
     """Where the rule before #22 wrote frontier problems at weight 0 twice as often as fixed K = 8 and
     had 25% more RMSE: now the written weights are about as close to the truth (the pool allows few
-    savings: telling never-solved problems from hard ones takes samples; README)."""
+    savings: telling never-solved problems from hard ones takes samples; docs/stages/estimate.md)."""
     rng = np.random.default_rng(11)
     p = simulate(U_SHAPED, 2000, seed=12)
     draws = rng.random((2000, 16)) < p[:, None]

@@ -166,6 +166,7 @@ OTHER_CASES = [
      "--rkl-temperature does nothing with --loss fkl (no stage samples from the student)"),
     (["distill", "d", "--student", "s", "--teacher", "t", "-o", "r", "--eval-samples", "8"], "--eval-samples does nothing without --eval"),
     (["distill", "d", "--student", "s", "--teacher", "t", "-o", "r", "--eval-workers", "2"], "--eval-workers does nothing without --eval"),
+    (["distill", "d", "--student", "s", "--teacher", "t", "-o", "r", "--eval-every", "5"], "--eval-every does nothing without --eval or --reweight online"),
     (["distill", "d", "--student", "s", "--teacher", "t", "-o", "r", "--checkpoint-every", "0", "--keep-checkpoints", "5"],
      "--keep-checkpoints does nothing with --checkpoint-every 0 (no checkpoints are written)"),
 ]
@@ -189,6 +190,9 @@ def test_other_commands_refuse_a_flag_that_does_nothing_in_their_mode(cli, tmp_p
         ["grade", "r", "-o", "g", "--audit", "numeric", "--tolerance", "0.01"],
         ["distill", "d", "--student", "s", "--teacher", "t", "-o", "r", "--loss", "fkl-then-rkl", "--switch-at", "0.3", "--rkl-max-tokens", "8"],
         ["distill", "d", "--student", "s", "--teacher", "t", "-o", "r", "--eval", "e.jsonl", "--eval-samples", "8"],
+        ["distill", "d", "--student", "s", "--teacher", "t", "-o", "r", "--eval", "e.jsonl", "--eval-every", "5"],
+        # an online run records its frontier every --eval-every steps, with or without --eval (#25)
+        ["distill", "d", "--student", "s", "--teacher", "t", "-o", "r", "--loss", "rkl", "--reweight", "online", "--eval-every", "5"],
         ["export", "p.jsonl", "w.parquet", "-o", "data", "--format", "verl", "--data-source", "x"],
     ],
 )

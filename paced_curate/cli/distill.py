@@ -60,7 +60,7 @@ def distill_command(
     checkpoint_every: Annotated[int, typer.Option("--checkpoint-every", help="Write a checkpoint every N steps (0: none).")] = 200,
     keep_checkpoints: Annotated[int, typer.Option("--keep-checkpoints", help="Keep the newest N checkpoints (0: all).")] = 2,
     eval_problems: Annotated[Optional[str], typer.Option("--eval", help="Held-out problems: sample + grade the student on them.")] = None,
-    eval_every: Annotated[int, typer.Option("--eval-every", help="Evaluate every N steps (and before and after training).")] = 100,
+    eval_every: Annotated[int, typer.Option("--eval-every", help="Evaluate every N steps (and before and after training); with --reweight online also how often the frontier is recorded.")] = 100,
     eval_samples: Annotated[int, typer.Option("--eval-samples", help="k samples per held-out problem; pass@1 averages them.")] = 4,
     eval_max_tokens: Annotated[int, typer.Option("--eval-max-tokens", help="Most tokens per evaluation sample.")] = 512,
     eval_temperature: Annotated[float, typer.Option("--eval-temperature", help="Evaluation sampling temperature.")] = 1.0,

@@ -22,13 +22,22 @@ def _kernel_not(kind: str) -> Callable[[dict], bool]:
     return lambda values: values["kernel"] != kind
 
 
+def _estimator(values: dict) -> str:
+    """The estimator in force: paced estimate's default depends on --adaptive (estimate/config.py)."""
+    if values["estimator"] is not None:
+        return values["estimator"]
+    from paced_curate.estimate.config import weight_defaults
+
+    return weight_defaults(bool(values.get("adaptive")), None, values.get("min_weight"), values.get("floor") or 0.0)[0]
+
+
 WEIGHT_RULES: list[Rule] = [
     ("alpha", _kernel_not("beta"), lambda v: f"with --kernel {v['kernel']} (it is an exponent of --kernel beta)"),
     ("beta", _kernel_not("beta"), lambda v: f"with --kernel {v['kernel']} (it is an exponent of --kernel beta)"),
     ("low", _kernel_not("band"), lambda v: f"with --kernel {v['kernel']} (it bounds --kernel band)"),
     ("high", _kernel_not("band"), lambda v: f"with --kernel {v['kernel']} (it bounds --kernel band)"),
-    ("prior_a", lambda v: v["estimator"] != "bayes", lambda v: f"with --estimator {v['estimator']} (it is the prior of --estimator bayes)"),
-    ("prior_b", lambda v: v["estimator"] != "bayes", lambda v: f"with --estimator {v['estimator']} (it is the prior of --estimator bayes)"),
+    ("prior_a", lambda v: _estimator(v) != "bayes", lambda v: f"with --estimator {_estimator(v)} (it is the prior of --estimator bayes)"),
+    ("prior_b", lambda v: _estimator(v) != "bayes", lambda v: f"with --estimator {_estimator(v)} (it is the prior of --estimator bayes)"),
 ]
 RKL = ("rkl", "fkl-then-rkl")
 
@@ -50,9 +59,11 @@ RULES: dict[str, list[Rule]] = {
         ("switch_at", lambda v: v["loss"] != "fkl-then-rkl", lambda v: f"with --loss {v['loss']} (it is for --loss fkl-then-rkl)"),
         ("rkl_max_tokens", lambda v: v["loss"] not in RKL, lambda v: f"with --loss {v['loss']} (no stage samples from the student)"),
         ("rkl_temperature", lambda v: v["loss"] not in RKL, lambda v: f"with --loss {v['loss']} (no stage samples from the student)"),
+        # --eval-every also sets how often an online run records its frontier (#25)
+        ("eval_every", lambda v: v["eval_problems"] is None and v.get("reweight") != "online", lambda v: "without --eval or --reweight online"),
         *[
             (name, lambda v: v["eval_problems"] is None, lambda v: "without --eval")
-            for name in ("eval_every", "eval_samples", "eval_max_tokens", "eval_temperature", "eval_batch_size", "eval_workers")
+            for name in ("eval_samples", "eval_max_tokens", "eval_temperature", "eval_batch_size", "eval_workers")
         ],
         ("keep_checkpoints", lambda v: v["checkpoint_every"] == 0, lambda v: "with --checkpoint-every 0 (no checkpoints are written)"),
     ],

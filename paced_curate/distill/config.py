@@ -17,7 +17,7 @@ LOSSES = ("fkl", "rkl", "fkl-then-rkl", "akl")
 WEIGHTING = ("on", "off")
 REWEIGHT = ("static", "online")
 DEFAULT_HALFLIFE = 40
-"""--reweight-halflife when not given (steps); see README / docs, "Online PACED", for how it was chosen."""
+"""--reweight-halflife when not given (steps); docs/stages/distill.md, "Online PACED", says how it was chosen."""
 DEFAULT_EXPLORE = 0.1
 """--explore when not given."""
 DEFAULT_REWEIGHT_SAMPLES = 4

@@ -17,7 +17,7 @@ from paced_curate.rollout.config import RolloutConfig
 from paced_curate.weight import WeightConfig
 
 # Chosen on the simulated student's seeds 0-4 (bench/simulated_student.py, bench/adaptive_prereg.md);
-# README, "Adaptive rollouts", quotes the report on seeds 5-9.
+# docs/stages/estimate.md and docs/performance.md quote the report on seeds 5-9.
 DEFAULT_K = 8
 DEFAULT_MIN_SAMPLES = 4
 DEFAULT_MAX_SAMPLES = 16
@@ -30,7 +30,7 @@ ADAPTIVE_FLAGS = {"min_samples": "--min-samples", "max_samples": "--max-samples"
 
 def weight_defaults(adaptive: bool, estimator: str | None, min_weight: float | None, floor: float = 0.0) -> tuple[str, float]:
     """The written weights' estimator and --min-weight when not given: zoib and
-    DEFAULT_ADAPTIVE_MIN_WEIGHT with --adaptive (README, "Adaptive rollouts"), else the paper's
+    DEFAULT_ADAPTIVE_MIN_WEIGHT with --adaptive (docs/stages/estimate.md, "--adaptive"), else the paper's
     plug-in estimator and no minimum. With --floor, which keeps small weights, no minimum."""
     if min_weight is None:
         min_weight = DEFAULT_ADAPTIVE_MIN_WEIGHT if adaptive and not floor > 0 else 0.0

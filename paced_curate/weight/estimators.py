@@ -10,7 +10,7 @@
 - `zoib` (empirical Bayes with a zero-and-one-inflated Beta prior, `inflated.py`): the posterior
   mean of w(p) when the prior has point masses at p = 0 and p = 1 beside a Beta part, all fitted
   to the pool. Its posterior says how likely a 0/n problem is to be one the student never
-  solves; `paced estimate --adaptive` writes it by default (README, "Adaptive rollouts").
+  solves; `paced estimate --adaptive` writes it by default (docs/stages/estimate.md).
 
 For the beta kernel w(p) = p^alpha (1-p)^beta and a Beta(a, b) posterior, both moments are
 ratios of Beta functions (the k-th moment of p^alpha (1-p)^beta under Beta(a, b) is
