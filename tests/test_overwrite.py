@@ -296,11 +296,25 @@ def test_a_rollout_that_failed_on_a_bad_model_folder_does_not_block_the_correcte
     rollout = COMMANDS[0]
     argv = rollout.argv(made, out)
     failed = cli(*[str(broken) if str(a) == str(made.model) else a for a in argv])
-    assert failed.exit_code != 0
-    assert read_manifest(out)["settings"]["model"] == str(broken)  # the failed start left its record (other settings)
+    assert_user_error(failed, f"--model {broken}:")  # the model check (#24) refuses it before -o is written
+    assert not out.exists()
     fixed = cli(*argv)
     assert fixed.exit_code == 0, fixed.output
     assert read_table(str(out), ROLLOUTS).num_rows == 3 * 2
+
+
+@pytest.mark.parametrize("name", ["graded", "graded.parquet"])
+def test_an_output_whose_start_wrote_no_results_does_not_block_the_corrected_command(cli, made, tmp_path, name):
+    """A start that opened its output, with other settings, and died before its first part (a crash, a kill)."""
+    from paced_curate.partdir import PartDirectory
+
+    out = tmp_path / name
+    PartDirectory.open(out, spec=GRADES, settings={"grader": "other"}, inputs={"rollouts": {"path": "elsewhere", "sha256": "0"}})
+    assert read_manifest(out)["settings"] == {"grader": "other"}
+    fixed = cli("grade", made.rollouts, "-o", out, "--workers", "1")
+    assert fixed.exit_code == 0, fixed.output
+    assert read_table(str(out), GRADES).num_rows == 3 * 2
+    assert read_manifest(out)["settings"]["grader"] == "math"
 
 
 def test_a_grade_that_failed_on_its_input_does_not_block_the_corrected_command(cli, made, tmp_path):
