@@ -188,6 +188,7 @@ def claim_output(
         return None
     path = Path(output)
     _refuse_inputs(path, inputs)
+    _refuse_inside_output(path)
     single = is_file_output(path) and kind not in RUN_FOLDERS
     if single and path.is_dir():
         raise InputError(f"{output}: exists and is a folder; -o NAME.parquet writes one file")
@@ -240,6 +241,29 @@ def _refuse_inputs(path: Path, inputs: dict[str, str | None]) -> None:
         else:
             continue
         raise InputError(f"{path}: {relation} the {name} input {source}; choose another -o (an output never replaces its inputs)")
+
+
+STAGE_OUTPUTS = ("problems", "rollouts", "grades", "weights", "export")
+
+
+def _refuse_inside_output(path: Path) -> None:
+    """An output must not lie inside another stage output's folder: its file would mix into that
+    output (a folder that the other readers open as one table) and be deleted with it."""
+    own = path.resolve()
+    parents = own.parents[1:] if SHARD_RE.match(own.name) else own.parents  # OUT/shard-i-of-n is OUT's own
+    for parent in parents:
+        if parent == parent.parent or not parent.is_dir():
+            continue
+        try:
+            state = read_manifest(parent)
+        except InputError:
+            continue
+        if isinstance(state, dict) and state.get("stage") in STAGE_OUTPUTS:
+            shown = parent.relative_to(Path.cwd()) if parent.is_relative_to(Path.cwd()) else parent
+            raise InputError(
+                f"{path}: lies inside the paced '{state['stage']}' output {shown}/; choose another -o "
+                "(a file there would mix into that output)"
+            )
 
 
 def _found_at(path: Path, single: bool) -> _Found:

@@ -173,13 +173,22 @@ def _prompt_columns(values: list, path: str, row_name) -> tuple[list[str], list 
             if turns is None:
                 roles = ", ".join(m["role"] for m in value)
                 raise InputError(f"{path} {row_name(index)}: chat prompt has no user turn (roles: {roles}); the prompt ends at the last user turn")
+            if not turns[-1]["content"].strip():
+                raise InputError(f"{path} {row_name(index)}: chat prompt's last user turn is {_emptiness(turns[-1]['content'])}")
             messages.append([{"role": m["role"], "content": m["content"]} for m in turns])
             prompts.append(turns[-1]["content"])
         elif isinstance(value, str):
+            if not value.strip():
+                # Nothing to solve: the student would be sampled on the template alone.
+                raise InputError(f"{path} {row_name(index)}: the prompt is {_emptiness(value)}")
             prompts.append(value)
         else:
             raise InputError(f"{path} {row_name(index)}: the prompt is a {type(value).__name__}, expected text or chat messages")
     return prompts, messages
+
+
+def _emptiness(value: str) -> str:
+    return "empty" if not value else f"only whitespace ({value!r})"
 
 
 def answer_column(values: list, path: str, name: str, row_name) -> list[str]:

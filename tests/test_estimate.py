@@ -316,11 +316,15 @@ def test_the_summary_reports_the_saving_against_fixed_k_and_the_problems_at_the_
 
 def test_a_start_that_failed_before_drawing_anything_does_not_block_the_corrected_command(cli, problems, tiny_model, tmp_path):
     run = tmp_path / "run"
-    # A wrong --model is refused before the run folder is made (#24); a malformed problem file fails after it.
+    # A wrong --model and a malformed problem file are both refused before the run folder is made (#24).
     broken = tmp_path / "broken.jsonl"
     broken.write_text('{"id": "q0", "question": "1 + 1 =", "answer": "2"}\n{not json\n')
     failed = cli("estimate", broken, "--model", tiny_model, "-o", run, "-k", "1", "--engine", "hf")
-    assert failed.exit_code != 0 and (run / "estimate.json").exists()
+    assert_user_error(failed, "broken.jsonl line 2, column 2: malformed JSON")
+    assert not (run / "estimate.json").exists()
+    # A run whose first attempt stopped before drawing anything (its state file only) restarts.
+    (run / "estimate.json").parent.mkdir(parents=True, exist_ok=True)
+    (run / "estimate.json").write_text('{"stage": "estimate", "complete": false, "settings": {}, "settings_hash": "x", "inputs": {}}')
     fixed = cli("estimate", problems, "--model", tiny_model, "-o", run, "-k", "1", "--engine", "hf", "--max-tokens", "4", "--estimator", "bayes")
     assert fixed.exit_code == 0, fixed.output
     assert "restarting" in fixed.stderr and "resuming" not in fixed.stderr and (run / "weights.parquet").exists()

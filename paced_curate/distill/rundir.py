@@ -42,10 +42,14 @@ def claim_run_dir(run_dir: Path, config: DistillConfig) -> None:
     Raises:
         InputError: the run directory is, lies inside or contains an input (the export, a model
             folder, the eval set), holds files paced did not write and no run, or holds another
-            command's output (without --overwrite; with it, that output is deleted).
+            command's output (without --overwrite). Nothing is deleted here: with --overwrite,
+            `prepare_run_dir` deletes what is replaced once the data and models have been read.
     """
-    reads = {"shards": config.shards, "student": config.student, "teacher": config.teacher, "eval": config.eval_problems}
-    claim_output(run_dir, kind="distill", inputs=reads, overwrite=config.overwrite)
+    claim_output(run_dir, kind="distill", inputs=_reads(config), overwrite=config.overwrite, clear=False)
+
+
+def _reads(config: DistillConfig) -> dict[str, str | None]:
+    return {"shards": config.shards, "student": config.student, "teacher": config.teacher, "eval": config.eval_problems}
 
 
 def prepare_run_dir(run_dir: Path, config: DistillConfig) -> Path | None:
@@ -78,6 +82,9 @@ def prepare_run_dir(run_dir: Path, config: DistillConfig) -> Path | None:
             f"{config.output}: exists and is not empty (it holds {entries[0].name!r}); "
             "pass --resume to continue the run in it, or --overwrite to start afresh"
         )
+    if entries:  # --overwrite: another command's output there is deleted now, not before the inputs were read
+        claim_output(run_dir, kind="distill", inputs=_reads(config), overwrite=True)
+        entries = sorted(run_dir.iterdir())
     for entry in entries:
         if entry.name in OWNED or is_temp(entry.name):
             shutil.rmtree(entry) if entry.is_dir() else entry.unlink()

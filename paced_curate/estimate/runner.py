@@ -141,9 +141,13 @@ def run_estimate(config: EstimateConfig) -> EstimateResult:
     check_model(config.rollout)  # (#24) before the run directory is made
     run = Path(config.output)
     reads = {"problems": config.rollout.problems, "model": config.rollout.model if config.rollout.engine != "openai" else None}
-    claim_output(run, kind="estimate", inputs=reads, overwrite=config.overwrite)  # the rule every command follows (#26)
+    claim_output(run, kind="estimate", inputs=reads, overwrite=config.overwrite, clear=False)  # the rule every command follows (#26)
     settings = config.settings()
     inputs = {"problems": {"path": config.rollout.problems, "sha256": input_digest(config.rollout.problems)}}
+    # Read before --overwrite deletes anything: a bad problem file must not cost the old run.
+    problems = read_problems(config.rollout.problems, config.rollout.fields)
+    if config.overwrite:
+        claim_output(run, kind="estimate", inputs=reads, overwrite=True)
     state = _open_run(run, config, settings, inputs)
     if state.get("complete"):
         say(f"{run}: already complete ({state['result']['samples']:,} samples); nothing to do")
@@ -153,7 +157,6 @@ def run_estimate(config: EstimateConfig) -> EstimateResult:
             save_weight_plot(result.weight_statistics, config.weight.plot)
             say(f"wrote {config.weight.plot}")
         return result
-    problems = read_problems(config.rollout.problems, config.rollout.fields)
     ids = problems.column("problem_id").to_pylist()
     count = len(ids)
     policy = config.policy()

@@ -39,7 +39,7 @@ from paced_curate.grade.judge import JUDGED, Judge, JudgeItem, JudgeSettings, lo
 from paced_curate.grade.summary import grade_summary
 from paced_curate.grade.pool import GradingPool
 from paced_curate.io import STDIO, input_digest
-from paced_curate.partdir import PartDirectory, run_provenance
+from paced_curate.partdir import PartDirectory, claim_output, run_provenance
 from paced_curate.pipes import ArrowStdout, claim_stdout
 from paced_curate.report import StageProgress, say
 from paced_curate.samples import SampleFields, read_generations
@@ -436,7 +436,7 @@ def run_grade(config: GradeConfig) -> GradeResult:
         say(f"NOTE: --tolerance has no effect: it applies to the numeric grader only (grader is {config.grader})")
     if config.judge is None and config.judge_prompt is not None:
         say("NOTE: --judge-prompt has no effect without --judge")
-    out = _open_output(config)  # -o is checked before any work (#26)
+    inputs = _check_output(config)  # -o is checked before any work (#26)
     if config.output == STDIO:
         claim_stdout()  # before the pool starts, so no worker inherits the data stream
     layout = PoolLayout.build(specs)
@@ -448,7 +448,7 @@ def run_grade(config: GradeConfig) -> GradeResult:
 
         pool = ray_grading_pool(config.ray, layout.specs, timeout=config.timeout)
     with pool as pool:
-        return _grade_into_output(config, layout, pool, out)
+        return _grade_into_output(config, layout, pool, inputs)
 
 
 def _inputs(config: GradeConfig) -> dict[str, dict]:
@@ -458,17 +458,27 @@ def _inputs(config: GradeConfig) -> dict[str, dict]:
     return inputs
 
 
-def _open_output(config: GradeConfig) -> PartDirectory | None:
-    """The resumable output (None for stdout)."""
+def _check_output(config: GradeConfig) -> dict[str, dict] | None:
+    """Check -o by the rule every command follows, deleting nothing; returns the inputs' record (None for stdout)."""
     if config.output == STDIO:
         return None
-    return PartDirectory.open(config.output, spec=GRADES, settings=config.settings(), inputs=_inputs(config), overwrite=config.overwrite)
+    inputs = _inputs(config)
+    paths = {name: entry["path"] for name, entry in inputs.items()}
+    claim_output(
+        config.output, kind=GRADES.stage, inputs=paths, overwrite=config.overwrite, settings=config.settings(),
+        recorded_inputs=inputs, clear=False,
+    )
+    return inputs
 
 
-def _grade_into_output(config: GradeConfig, layout: PoolLayout, pool: GradingPool, out: PartDirectory | None) -> GradeResult:
+def _grade_into_output(config: GradeConfig, layout: PoolLayout, pool: GradingPool, inputs: dict[str, dict] | None) -> GradeResult:
     specs = layout.specs[: layout.num_graders]
     table = read_generations(config.rollouts, config.fields)
     check_golds(table, layout, pool, "stdin" if config.rollouts == STDIO else config.rollouts)
+    # Only now, the input read and its golds readable, may --overwrite delete the old output.
+    out = None if inputs is None else PartDirectory.open(
+        config.output, spec=GRADES, settings=config.settings(), inputs=inputs, overwrite=config.overwrite
+    )
     settings = config.settings()
     inputs = _inputs(config) if out is None else out.provenance["inputs"]
     # Carried on to weight and export, which rebuild the student's prompts from it (#14).

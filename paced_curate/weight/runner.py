@@ -237,9 +237,10 @@ def run_weight(config: WeightConfig) -> WeightResult:
     inputs = {"graded": {"path": config.graded, "sha256": input_digest(config.graded)}}
     if config.output is not None:
         # Before any work: never replace the input, a foreign file or other weights unasked (#26).
+        # Nothing is deleted yet: --overwrite replaces the old output only once the new one is made.
         claim_output(
             config.output, kind=WEIGHTS.stage, inputs={"graded": config.graded}, overwrite=config.overwrite,
-            settings=settings, recorded_inputs=inputs,
+            settings=settings, recorded_inputs=inputs, clear=False,
         )
     counts = count_samples(config.graded)
     prior = weight_prior(counts, config)
@@ -270,6 +271,11 @@ def run_weight(config: WeightConfig) -> WeightResult:
     table = table.replace_schema_metadata(stage_metadata(WEIGHTS.stage, provenance))
     statistics = weight_statistics(table)
     if config.output is not None:
+        if config.overwrite:
+            claim_output(
+                config.output, kind=WEIGHTS.stage, inputs={"graded": config.graded}, overwrite=True,
+                settings=settings, recorded_inputs=inputs,
+            )
         write_table(table, config.output, WEIGHTS, provenance)
     if config.plot is not None:
         save_weight_plot(statistics, config.plot)
