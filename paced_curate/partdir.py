@@ -113,7 +113,7 @@ def run_provenance(settings: dict, inputs: dict[str, dict]) -> dict:
 
 RUN_FOLDERS: dict[str, tuple[str, ...]] = {
     "estimate": (ESTIMATE_STATE, "rounds", "rollouts", "graded", "weights.parquet", "teacher_problems.parquet", "rollouts.paced", "graded.paced"),
-    "distill": ("run.json", "metrics.jsonl", "checkpoints", "final"),
+    "distill": ("run.json", "metrics.jsonl", "checkpoints", "final", "weights_start.parquet", "weights_final.parquet"),
 }
 """What the commands that write a run folder put in it, their marker file first; --overwrite deletes only these."""
 

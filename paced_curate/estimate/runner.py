@@ -138,10 +138,10 @@ def run_estimate(config: EstimateConfig) -> EstimateResult:
         ResumeMismatch: the run directory holds a run made with other settings or problems.
     """
     started = time.perf_counter()
-    check_model(config.rollout)  # (#24) before the run directory is made
     run = Path(config.output)
     reads = {"problems": config.rollout.problems, "model": config.rollout.model if config.rollout.engine != "openai" else None}
     claim_output(run, kind="estimate", inputs=reads, overwrite=config.overwrite, clear=False)  # the rule every command follows (#26)
+    check_model(config.rollout)  # (#24) before the run directory is made
     settings = config.settings()
     inputs = {"problems": {"path": config.rollout.problems, "sha256": input_digest(config.rollout.problems)}}
     # Read before --overwrite deletes anything: a bad problem file must not cost the old run.
