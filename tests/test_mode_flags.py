@@ -153,7 +153,6 @@ OTHER_CASES = [
     (["estimate", "p.jsonl", "--model", "m", "-o", "run", "--prior-a", "2"], "--prior-a does nothing with --estimator empirical"),
     (["grade", "r", "-o", "g", "--tolerance", "0.01"], "--tolerance does nothing with --grader math (it is for the numeric grader)"),
     (["grade", "r", "-o", "g", "--ray", "local", "--workers", "4"], "--workers does nothing with --ray (each Ray task grades in a process of its own)"),
-    (["grade", "r", "-o", "-", "--rows-per-part", "10"], "--rows-per-part does nothing with -o - (a stream has no part files)"),
     (["grade", "r", "-o", "-", "--overwrite"], "--overwrite does nothing with -o - (a stream has no earlier output)"),
     (["export", "p.jsonl", "w.parquet", "-o", "data", "--refs-per-problem", "2"], "--refs-per-problem does nothing without --references"),
     (["export", "p.jsonl", "w.parquet", "-o", "data", "--format", "verl", "--references", "g"],
@@ -187,6 +186,7 @@ def test_other_commands_refuse_a_flag_that_does_nothing_in_their_mode(cli, tmp_p
         ["weight", "g", "-o", "w.parquet", "--alpha", "2", "--beta", "2", "--estimator", "bayes", "--prior-a", "1"],
         ["weight", "g", "-o", "w.parquet", "--kernel", "band", "--low", "0.2", "--high", "0.8"],
         ["grade", "r", "-o", "g", "--grader", "numeric", "--tolerance", "0.01"],
+        ["grade", "r", "-o", "-", "--rows-per-part", "10"],  # a stream's record batches (#26)
         ["grade", "r", "-o", "g", "--audit", "numeric", "--tolerance", "0.01"],
         ["distill", "d", "--student", "s", "--teacher", "t", "-o", "r", "--loss", "fkl-then-rkl", "--switch-at", "0.3", "--rkl-max-tokens", "8"],
         ["distill", "d", "--student", "s", "--teacher", "t", "-o", "r", "--eval", "e.jsonl", "--eval-samples", "8"],

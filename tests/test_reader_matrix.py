@@ -234,7 +234,7 @@ CHAT_PROBLEMS = [{"id": "c1", "messages": [{"role": "system", "content": "Box it
 
 
 @pytest.mark.parametrize("command", ["rollout", "estimate", "export", "grade --problems", "distill --eval"])
-def test_chat_problems_in_csv_are_one_line_for_every_command(tmp_path, cli, tiny_model, command):
+def test_chat_problems_in_csv_are_one_line_for_every_command(world, tmp_path, cli, tiny_model, command):
     """A CSV cell cannot hold chat turns: the same error wherever a problem set is read, never a text prompt of the repr."""
     path, _ = to_format(pa.Table.from_pylist(CHAT_PROBLEMS), "csv", tmp_path / "chat")
     other = tmp_path / "x.jsonl"
@@ -242,7 +242,7 @@ def test_chat_problems_in_csv_are_one_line_for_every_command(tmp_path, cli, tiny
     args = {
         "rollout": ["rollout", path, "--model", tiny_model, "--engine", "hf", "-o", tmp_path / "r"],
         "estimate": ["estimate", path, "--model", tiny_model, "--engine", "hf", "-o", tmp_path / "e"],
-        "export": ["export", path, tmp_path / "missing.parquet", "-o", tmp_path / "d"],
+        "export": ["export", path, world["root"] / "weights.parquet", "-o", tmp_path / "d"],  # real weights: the problems are what fails
         "grade --problems": ["grade", other, "--problems", path, "-o", tmp_path / "g", "--workers", "1"],
         "distill --eval": None,
     }[command]

@@ -40,7 +40,7 @@ def grade_command(
     answer_format: Annotated[
         str, typer.Option("--answer-format", help="any: last box, else 'answer is ...', else the grader's fallback; boxed: the last \\boxed{} only.")
     ] = "any",
-    rows_per_part: Annotated[int, typer.Option("--rows-per-part", help="Rows per part file of the output directory.")] = 20000,
+    rows_per_part: Annotated[int, typer.Option("--rows-per-part", help="Rows per part file of the output directory; with -o -, rows per record batch of the stream.")] = 20000,
     overwrite: OverwriteOption = False,
     problems: Annotated[Optional[str], typer.Option("--problems", help="Problem set to join gold answers from, by id.")] = None,
     id_field: IdFieldOption = None,

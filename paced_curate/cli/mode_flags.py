@@ -47,7 +47,6 @@ RULES: dict[str, list[Rule]] = {
     "grade": [
         ("tolerance", lambda v: "numeric" not in (v["grader"], v["audit"]), lambda v: f"with --grader {v['grader']} (it is for the numeric grader)"),
         ("workers", lambda v: v["ray"] is not None, lambda v: "with --ray (each Ray task grades in a process of its own)"),
-        ("rows_per_part", lambda v: v["output"] == "-", lambda v: "with -o - (a stream has no part files)"),
         ("overwrite", lambda v: v["output"] == "-", lambda v: "with -o - (a stream has no earlier output)"),
     ],
     "export": [
