@@ -99,14 +99,9 @@ class Weighting:
 
     def describe(self) -> str:
         """The weighting as `paced weight` flags, for messages."""
-        if self.kernel == "beta":
-            kernel = f"--kernel beta --alpha {self.alpha:g} --beta {self.beta:g}"
-        elif self.kernel == "band":
-            kernel = f"--kernel band --low {self.low:g} --high {self.high:g}"
-        else:
-            kernel = f"--kernel {self.kernel}"
-        floor = f" --floor {self.floor:g}" if self.floor else ""
-        return f"{kernel} --estimator {self.estimator}{floor}"
+        from paced_curate.weight.kernels import weighting_flags
+
+        return weighting_flags(self.kernel, self.alpha, self.beta, self.low, self.high, self.estimator, self.floor)
 
     def as_dict(self) -> dict:
         return asdict(self)

@@ -21,6 +21,17 @@ INTERVALS = ("jeffreys", "wilson")
 NORMALIZATIONS = ("mean", "sum", "max", "none")
 
 
+def weighting_flags(kernel: str, alpha: float, beta: float, low: float | None, high: float | None, estimator: str, floor: float) -> str:
+    """A weighting as the `paced weight` flags that make it, for messages (`--kernel beta --alpha 1 --beta 1 --estimator empirical`)."""
+    if kernel == "beta":
+        flags = f"--kernel beta --alpha {alpha:g} --beta {beta:g}"
+    elif kernel == "band":
+        flags = f"--kernel band --low {low:g} --high {high:g}"
+    else:
+        flags = f"--kernel {kernel}"
+    return f"{flags} --estimator {estimator}" + (f" --floor {floor:g}" if floor and floor > 0 else "")
+
+
 def kernel_weight(p, alpha: float, beta: float):
     """The Beta kernel w(p) = p^alpha (1-p)^beta.
 

@@ -55,6 +55,7 @@ from paced_curate.weight.kernels import (
     normalize,
     normalizing_constant,
     pass_rate_interval,
+    weighting_flags,
 )
 from paced_curate.weight.stats import pass_rate_chart, render_weight_statistics, save_weight_plot, weight_chart, weight_statistics
 
@@ -190,14 +191,7 @@ class WeightConfig:
 
     def describe_kernel(self) -> str:
         """The kernel and estimator as flags, for messages."""
-        if self.kernel == "beta":
-            kernel = f"--kernel beta --alpha {self.alpha:g} --beta {self.beta:g}"
-        elif self.kernel == "band":
-            kernel = f"--kernel band --low {self.low:g} --high {self.high:g}"
-        else:
-            kernel = f"--kernel {self.kernel}"
-        floor = f" --floor {self.floor:g}" if self.floor > 0 else ""
-        return f"{kernel} --estimator {self.estimator}{floor}"
+        return weighting_flags(self.kernel, self.alpha, self.beta, self.low, self.high, self.estimator, self.floor)
 
 
 @dataclass(frozen=True)
