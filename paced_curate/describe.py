@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from rich.markup import escape
 from paced_curate.errors import InputError
 from paced_curate.io import STDIO, list_parts, read_manifest, read_parquet_schema, read_table, shard_dirs
 from paced_curate.report import key_value_table, rows_table, say, show
-from paced_curate.schema import SPECS, read_metadata
+from paced_curate.schema import SPECS, read_metadata, row_name
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -62,8 +63,9 @@ def _detect(path: str) -> tuple[str | None, pa.Schema | None, dict | None]:
     return stage, schema, manifest
 
 
-def _read_by_columns(path: str) -> tuple[str, pa.Table]:
-    """A table read by the one reader: its recorded stage (a pipe), else the stage its columns fit (#24)."""
+def _read_by_columns(path: str) -> tuple[str, pa.Table, Callable[[int], str]]:
+    """A table read by the one reader: its recorded stage (a pipe), else the stage its columns fit (#24),
+    and how to name a row's position in it ("line 4" of a JSONL file)."""
     from paced_curate.problems import problems_from_columns
     from paced_curate.schema import conform
     from paced_curate.tables import guess_stage, read_columns, shown
@@ -72,8 +74,8 @@ def _read_by_columns(path: str) -> tuple[str, pa.Table]:
     recorded = read_metadata(pa.schema([], metadata=raw.metadata)).get("stage") if raw.metadata else None
     stage = recorded or guess_stage(list(raw.data))
     if stage == "problems":
-        return stage, problems_from_columns(raw, None, shown(path))
-    return stage, conform(raw.to_table(SPECS[stage], shown(path)), SPECS[stage], shown(path))
+        return stage, problems_from_columns(raw, None, shown(path)), raw.where
+    return stage, conform(raw.to_table(SPECS[stage], shown(path)), SPECS[stage], shown(path), raw.where), raw.where
 
 
 def run_inspect(config: InspectConfig) -> dict:
@@ -87,9 +89,9 @@ def run_inspect(config: InspectConfig) -> dict:
     if config.path != STDIO and is_run_dir(config.path):  # (#25) a `paced distill` run directory
         return inspect_run(config.path)
     stage, schema, manifest = _detect(config.path)
-    table = None
+    table, where = None, row_name
     if stage is None:
-        stage, table = _read_by_columns(config.path)
+        stage, table, where = _read_by_columns(config.path)
     report: dict = {"path": config.path, "stage": stage}
     if stage == "export":
         from paced_curate.export import inspect_export
@@ -101,7 +103,7 @@ def run_inspect(config: InspectConfig) -> dict:
     if stage in ("rollouts", "grades"):
         from paced_curate.samples import check_unique_samples
 
-        check_unique_samples(table, "stdin" if config.path == STDIO else config.path)
+        check_unique_samples(table, "stdin" if config.path == STDIO else config.path, where)
     meta = read_metadata(table.schema)
     report["rows"] = table.num_rows
     report["schema"] = [[f.name, str(f.type)] for f in table.schema]

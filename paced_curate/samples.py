@@ -28,6 +28,7 @@ import hashlib
 import json
 import math
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,12 +46,15 @@ from paced_curate.problems import (
     pick_column,
     read_problems,
 )
-from paced_curate.schema import FINISH_REASONS, GRADES, ROLLOUT_FIELDS, ROLLOUTS, VERDICTS, conform, read_metadata
+from paced_curate.schema import FINISH_REASONS, GRADES, ROLLOUT_FIELDS, ROLLOUTS, VERDICTS, conform, read_metadata, row_name
 from paced_curate.tables import Columns, guess_stage, paced_stage, read_columns, read_stage_table, shown
 
 SAMPLE_ID_CANDIDATES = ID_CANDIDATES + ("doc_id",)
 COMPLETION_CANDIDATES = ("completion", "generation", "generations", "response", "responses", "output", "outputs", "resps")
 GRADE_ONLY = {f.name for f in GRADES.fields + GRADES.optional} - {f.name for f in ROLLOUT_FIELDS}
+RowName = Callable[[int], str]
+"""Names a table row's position in the input ("line 4", "row 3"): `tables.Columns.where`, `schema.row_name`."""
+
 # What a verdict counts as when a file carries only a verdict: grading failures are left out of
 # the pass rate, as `paced grade --errors exclude` (its default) would.
 SCORED_VERDICTS = ("correct", "incorrect", "no_answer", "truncated")
@@ -81,7 +85,12 @@ class SampleFields:
 
 
 def read_generations(path: str, fields: SampleFields | None = None) -> pa.Table:
-    """Read generations as a rollouts table (`schema.ROLLOUTS`), whatever tool wrote them.
+    """Read generations as a rollouts table (`schema.ROLLOUTS`); see `read_located_generations`."""
+    return read_located_generations(path, fields)[0]
+
+
+def read_located_generations(path: str, fields: SampleFields | None = None) -> tuple[pa.Table, RowName]:
+    """Read generations as a rollouts table (`schema.ROLLOUTS`), whatever tool wrote them, and where each row came from.
 
     Args:
         path: a file, a folder or "-" (see the module docstring).
@@ -90,19 +99,22 @@ def read_generations(path: str, fields: SampleFields | None = None) -> pa.Table:
     Returns:
         A ROLLOUTS table, one row per sample, in input order (a row holding a list of K
         completions gives K rows); `completion_tokens`/`prompt_tokens` are null when unknown.
+        And a function naming a sample's position in the input as the reader does ("line 4"
+        of a JSONL or CSV file, "row 3" of a Parquet table), for later messages about it.
 
     Raises:
         InputError: a needed column is missing, a gold answer is empty, a generation's id is not
-            in --problems, or a (problem_id, sample_index) repeats (message names file, row, key).
+            in --problems, a (problem_id, sample_index) repeats, or a problem has two gold answers
+            (message names file, line or row, key).
         SchemaError: a paced table that does not match its schema.
     """
     fields = fields or SampleFields()
     source = shown(path)
     if fields.is_default() and _on_disk_stage(path):
-        return _checked(read_stage_table(path, ROLLOUTS), source)
+        return _checked(read_stage_table(path, ROLLOUTS), source, row_name)
     raw = read_columns(path, fields.split)
     if fields.is_default() and _stage(raw) is not None:
-        return _checked(conform(raw.to_table(ROLLOUTS, source), ROLLOUTS, source), source)
+        return _checked(conform(raw.to_table(ROLLOUTS, source), ROLLOUTS, source, raw.where), source, raw.where)
     if raw.num_rows == 0:
         raise InputError(f"{source}: holds no generations")
     return _normalise(raw, fields, source)
@@ -118,18 +130,18 @@ def _stage(raw: Columns) -> str | None:
     return read_metadata(pa.schema([], metadata=raw.metadata)).get("stage") if raw.metadata else None
 
 
-def _checked(table: pa.Table, source: str) -> pa.Table:
-    check_unique_samples(table, source)
-    check_one_gold(table, source)
+def _checked(table: pa.Table, source: str, where: RowName) -> tuple[pa.Table, RowName]:
+    check_unique_samples(table, source, where)
+    check_one_gold(table, source, where)
     blank = pc.equal(pc.utf8_trim_whitespace(table.column("answer")), "")
     if pc.any(blank).as_py():
         index = pc.index(blank, True).as_py()
         value = table.column("answer")[index].as_py()
-        raise InputError(f"{source} row {index}: column 'answer' (the gold answer) is {'empty' if not value else 'only whitespace'}")
-    return table
+        raise InputError(f"{source} {where(index)}: column 'answer' (the gold answer) is {'empty' if not value else 'only whitespace'}")
+    return table, where
 
 
-def _normalise(raw: Columns, fields: SampleFields, path: str) -> pa.Table:
+def _normalise(raw: Columns, fields: SampleFields, path: str) -> tuple[pa.Table, RowName]:
     names = list(raw.data)
     id_col = pick_column(names, fields.id_field, SAMPLE_ID_CANDIDATES, "--id-field", path, required=False)
     completion_col = pick_column(names, fields.completion_field, COMPLETION_CANDIDATES, "--completion-field", path, required=True)
@@ -188,10 +200,14 @@ def _normalise(raw: Columns, fields: SampleFields, path: str) -> pa.Table:
         out[name] = _take(raw.arrow(name, path), take)
     for name, column in extra.items():
         out.setdefault(name, _take(column, take))
-    table = conform(pa.table(out), ROLLOUTS, path)
-    check_unique_samples(table, path)
-    check_one_gold(table, path)
-    return table
+
+    def where(sample: int) -> str:  # the input row a sample came from (a row's K completions share it)
+        return raw.where(rows[sample])
+
+    table = conform(pa.table(out), ROLLOUTS, path, where)
+    check_unique_samples(table, path, where)
+    check_one_gold(table, path, where)
+    return table, where
 
 
 def _take(column, take: pa.Array):
@@ -350,14 +366,15 @@ def _join_problems(ids: list[str], prompts: list[str], fields: SampleFields, raw
 # --- the uniqueness of samples ----------------------------------------------------------------
 
 
-def check_unique_samples(table: pa.Table, source: str) -> None:
+def check_unique_samples(table: pa.Table, source: str, where: RowName = row_name) -> None:
     """Refuse a table in which a (problem_id, sample_index) repeats.
 
     A repeated sample would count as extra evidence (p = 1/3 instead of 1/4 for a copied wrong
-    sample), so it is an error, never silently counted.
+    sample), so it is an error, never silently counted. `where` names a table row's position
+    in the input (`Columns.where`; default "row 3", 0-based).
 
     Raises:
-        InputError: naming the first repeated key, how often it occurs, and its rows.
+        InputError: naming the first repeated key, how often it occurs, and where it is.
     """
     if table.num_rows == 0:
         return
@@ -369,17 +386,18 @@ def check_unique_samples(table: pa.Table, source: str) -> None:
     first = repeated.slice(0, 1).to_pylist()[0]
     mask = pc.and_(pc.equal(keys.column("problem_id"), first["problem_id"]), pc.equal(keys.column("sample_index"), first["sample_index"]))
     rows = [i for i, hit in enumerate(mask.to_pylist()) if hit]
-    raise repeated_sample_error(first["problem_id"], first["sample_index"], rows, repeated.num_rows, source)
+    raise repeated_sample_error(first["problem_id"], first["sample_index"], rows, repeated.num_rows, source, where)
 
 
-def check_one_gold(table: pa.Table, source: str) -> None:
+def check_one_gold(table: pa.Table, source: str, where: RowName = row_name) -> None:
     """Refuse samples of one problem graded against different gold answers.
 
     A problem's pass rate needs one gold answer; two (e.g. a merge of two datasets that reuse
-    ids) would grade its samples against whichever each row carries.
+    ids) would grade its samples against whichever each row carries. `where` names a table
+    row's position in the input, as in `check_unique_samples`.
 
     Raises:
-        InputError: naming the first such problem_id, two of its gold answers and their rows.
+        InputError: naming the first such problem_id, two of its gold answers and where they are.
     """
     if table.num_rows == 0:
         return
@@ -394,17 +412,19 @@ def check_one_gold(table: pa.Table, source: str) -> None:
     first = rows[0]
     other = next(i for i in rows if answers[i] != answers[first])
     raise InputError(
-        f"{source}: problem_id {problem_id!r} has different gold answers: {answers[first]!r} (row {first}) and "
-        f"{answers[other]!r} (row {other}); a problem's samples must share one gold answer"
+        f"{source}: problem_id {problem_id!r} has different gold answers: {answers[first]!r} ({where(first)}) and "
+        f"{answers[other]!r} ({where(other)}); a problem's samples must share one gold answer"
     )
 
 
-def repeated_sample_error(problem_id: str, sample_index: int, rows: list[int], num_repeated: int, source: str) -> InputError:
-    """The error for a repeated sample key, naming the key, its rows (first three) and how many keys repeat."""
+def repeated_sample_error(
+    problem_id: str, sample_index: int, rows: list[int], num_repeated: int, source: str, where: RowName = row_name
+) -> InputError:
+    """The error for a repeated sample key, naming the key, where it is (first three rows, named by `where`) and how many keys repeat."""
     more = f"; {num_repeated - 1:,} more keys repeat" if num_repeated > 1 else ""
     return InputError(
         f"{source}: sample (problem_id={problem_id!r}, sample_index={sample_index}) appears {len(rows)} times "
-        f"(rows {', '.join(str(r) for r in rows[:3])}){more}; each (problem_id, sample_index) must be unique"
+        f"({', '.join(where(r) for r in rows[:3])}){more}; each (problem_id, sample_index) must be unique"
     )
 
 
@@ -431,11 +451,11 @@ def read_verdicts(path: str, fields: SampleFields | None = None) -> pa.Table:
     raw = read_columns(path, fields.split)
     source = shown(path)
     if _stage(raw) is not None:
-        graded = conform(raw.to_table(GRADES, source), GRADES, source).select(["problem_id", "sample_index", "verdict", "scored"])
-        check_unique_samples(graded, source)
+        graded = conform(raw.to_table(GRADES, source), GRADES, source, raw.where).select(["problem_id", "sample_index", "verdict", "scored"])
+        check_unique_samples(graded, source, raw.where)
         return graded
     table = _graded_samples(raw, fields, source, with_completion=False)
-    check_unique_samples(table, source)
+    check_unique_samples(table, source, raw.where)
     return table
 
 
@@ -455,6 +475,7 @@ def read_references(path: str) -> pa.Table:
         SchemaError: a paced table that does not match the grades schema.
     """
     source = shown(path)
+    where = row_name
     if _on_disk_stage(path):
         table = read_stage_table(path, GRADES)
     else:
@@ -462,10 +483,11 @@ def read_references(path: str) -> pa.Table:
         if raw.num_rows == 0:
             raise InputError(f"{source}: holds no graded samples")
         if _stage(raw) is not None or guess_stage(list(raw.data)) == "grades":
-            table = conform(raw.to_table(GRADES, source), GRADES, source)
+            table = conform(raw.to_table(GRADES, source), GRADES, source, raw.where)
         else:
             table = _graded_samples(raw, SampleFields(), source, with_completion=True)
-    check_unique_samples(table, source)
+        where = raw.where  # one table row per input row
+    check_unique_samples(table, source, where)
     return table.select(["problem_id", "sample_index", "completion", "verdict"])
 
 

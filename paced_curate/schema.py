@@ -11,6 +11,7 @@ that is read back (names, types, nulls, allowed values, version) and casts compa
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -225,13 +226,22 @@ def check_schema(schema: pa.Schema, spec: TableSpec, source: str) -> None:
         raise SchemaError(f"{source}: not a valid {spec.stage} table: " + "; ".join(problems))
 
 
-def conform(table: pa.Table, spec: TableSpec, source: str) -> pa.Table:
+def row_name(index: int) -> str:
+    """How messages name row `index` of an Arrow or Parquet table: "row 0" is its first row (pyarrow's index).
+
+    Text inputs name their rows by file line instead (`tables.Columns.where`).
+    """
+    return f"row {index}"
+
+
+def conform(table: pa.Table, spec: TableSpec, source: str, where: Callable[[int], str] = row_name) -> pa.Table:
     """Validate `table` against `spec` and cast it to the declared types.
 
     Args:
         table: the table as read.
         spec: the stage's `TableSpec`.
         source: file name (or "stdin") used in error messages.
+        where: names a row's position in the input ("row 3"; "line 4" for a text file).
 
     Returns:
         The table with declared columns first, in declared types, and passthrough columns after.
@@ -254,7 +264,7 @@ def conform(table: pa.Table, spec: TableSpec, source: str) -> pa.Table:
                 ) from None
         if not expected.nullable and column.null_count:
             row = pc.index(column.is_null(), True).as_py()
-            raise SchemaError(f"{source} row {row}: column '{expected.name}' is null")
+            raise SchemaError(f"{source} {where(row)}: column '{expected.name}' is null")
         allowed = spec.allowed_values.get(expected.name)
         if allowed is not None:
             bad = pc.invert(pc.is_in(column, value_set=pa.array(allowed)))
@@ -264,7 +274,7 @@ def conform(table: pa.Table, spec: TableSpec, source: str) -> pa.Table:
                 row = pc.index(bad, True).as_py()
                 value = column[row].as_py()
                 raise SchemaError(
-                    f"{source} row {row}: column '{expected.name}' has value {value!r}; "
+                    f"{source} {where(row)}: column '{expected.name}' has value {value!r}; "
                     f"allowed: {', '.join(allowed)}"
                 )
         columns.append(column)

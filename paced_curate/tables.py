@@ -46,7 +46,7 @@ from paced_curate.io import (
     refuse_estimate_run,
     sniff_format,
 )
-from paced_curate.schema import SPECS, TableSpec, conform, read_metadata
+from paced_curate.schema import SPECS, TableSpec, conform, read_metadata, row_name
 
 SUFFIX_KINDS = {
     ".jsonl": "jsonl",
@@ -90,7 +90,8 @@ class Columns:
         return cls({name: [row.get(name) for row in rows] for name in names}, len(rows), lines, text_only)
 
     def where(self, index: int) -> str:
-        return f"line {self.lines[index]}" if self.lines is not None else f"row {index}"
+        """Row `index` as messages name it: its file line in JSONL and CSV ("line 4"), else "row 3" (0-based)."""
+        return f"line {self.lines[index]}" if self.lines is not None else row_name(index)
 
     def values(self, name: str) -> list:
         column = self.data[name]
@@ -255,7 +256,7 @@ def read_stage_table(path: str, spec: TableSpec, split: str | None = None) -> pa
     if path != STDIO and Path(path).exists() and paced_stage(path) is not None:
         return read_table(path, spec)
     raw = read_columns(path, split)
-    return conform(raw.to_table(spec, shown(path)), spec, shown(path))
+    return conform(raw.to_table(spec, shown(path)), spec, shown(path), raw.where)
 
 
 # --- formats ----------------------------------------------------------------------------------
@@ -345,7 +346,7 @@ def _load_json(path: Path) -> Columns:
         raise InputError(f"{path}: expected a list of records, got {type(data).__name__}")
     for index, row in enumerate(data):
         if not isinstance(row, dict):
-            raise InputError(f"{path} row {index}: expected a JSON object, got {type(row).__name__}")
+            raise InputError(f"{path} {row_name(index)}: expected a JSON object, got {type(row).__name__}")
     return Columns.from_rows(data)
 
 

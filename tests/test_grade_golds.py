@@ -60,7 +60,7 @@ def test_an_unreadable_gold_is_refused_before_any_work_naming_row_problem_and_a_
     out = tmp_path / "graded"
     result = cli("grade", path, "-o", out, "--grader", grader, "--workers", "1")
     assert_user_error(
-        result, f"{path} row 2: problem 'p2': gold answer {gold!r} cannot be read by the {grader} grader; --grader {reader} reads it as {reading}"
+        result, f"{path} line 3: problem 'p2': gold answer {gold!r} cannot be read by the {grader} grader; --grader {reader} reads it as {reading}"
     )
     assert not out.exists(), "nothing is written before the golds are checked"
 
@@ -76,7 +76,7 @@ def test_the_refusal_counts_the_other_unreadable_golds_and_names_the_first_row(t
     with pytest.raises(InputError) as caught:
         run_grade(GradeConfig(rollouts=str(path), output=str(tmp_path / "graded"), grader="numeric", workers=1))
     message = str(caught.value)
-    assert message.startswith(f"{path} row 1: problem 'p1': gold answer 'Paris' cannot be read by the numeric grader; --grader exact reads it")
+    assert message.startswith(f"{path} line 2: problem 'p1': gold answer 'Paris' cannot be read by the numeric grader; --grader exact reads it")
     assert message.endswith("; 2 more problems have golds it cannot read") and "\n" not in message
 
 

@@ -249,9 +249,9 @@ BAD_GENERATIONS = [
     ("lm-eval rows repeated per filter", None, SampleFields(), "holds each document once per lm-eval filter (flexible-extract, strict-match)"),
     ("one problem, two gold answers", [{"id": "a", "completion": "x", "answer": "1"}, {"id": "b", "completion": "y", "answer": "5"},
                                       {"id": "a", "completion": "z", "answer": "2"}], SampleFields(),
-     "problem_id 'a' has different gold answers: '1' (row 0) and '2' (row 2)"),
+     "problem_id 'a' has different gold answers: '1' (line 1) and '2' (line 3)"),
     ("ids 1 and '1' with two gold answers", [{"id": 1, "completion": "x", "answer": "1"}, {"id": "1", "completion": "z", "answer": "3"}], SampleFields(),
-     "problem_id '1' has different gold answers: '1' (row 0) and '3' (row 1)"),
+     "problem_id '1' has different gold answers: '1' (line 1) and '3' (line 2)"),
 ]
 
 
@@ -316,16 +316,16 @@ def test_repeated_sample_in_one_file_is_an_error_naming_the_key(tmp_path):
     ])
     with pytest.raises(InputError) as caught:
         read_generations(str(path))
-    assert str(caught.value) == f"{path}: sample (problem_id='p', sample_index=0) appears 2 times (rows 0, 2); each (problem_id, sample_index) must be unique"
+    assert str(caught.value) == f"{path}: sample (problem_id='p', sample_index=0) appears 2 times (line 1, line 3); each (problem_id, sample_index) must be unique"
 
 
 def test_repeated_sample_after_numbering_is_an_error(tmp_path):
-    # Row 2 has no index: numbered by order within p it becomes 0, which row 0 already is.
+    # Line 2 has no index: numbered by order within p it becomes 0, which line 1 already is.
     path = write_jsonl(tmp_path / "g.jsonl", [
         {"id": "p", "completion": "a", "answer": "1", "sample_index": 0},
         {"id": "p", "completion": "b", "answer": "1", "sample_index": None},
     ])
-    with pytest.raises(InputError, match=r"sample \(problem_id='p', sample_index=0\) appears 2 times \(rows 0, 1\)"):
+    with pytest.raises(InputError, match=r"sample \(problem_id='p', sample_index=0\) appears 2 times \(line 1, line 2\)"):
         read_generations(str(path))
 
 
@@ -336,19 +336,19 @@ def test_repeated_sample_across_part_files_is_refused_by_grade_weight_and_inspec
     # Two samples of p, the wrong one copied into a second part: counted, p would be 1/3, not 1/2.
     pq.write_table(build_table([grade | {"problem_id": "p", "sample_index": 0, "verdict": "incorrect"}, grade | {"problem_id": "p", "sample_index": 1}], GRADES, meta), graded / "part-00000.parquet")
     pq.write_table(build_table([grade | {"problem_id": "p", "sample_index": 0, "verdict": "incorrect"}], GRADES, meta), graded / "part-00001.parquet")
-    key = "sample (problem_id='p', sample_index=0) appears 2 times (rows 0, 2)"
+    key = "sample (problem_id='p', sample_index=0) appears 2 times (row 0, row 2)"
     assert_user_error(cli("weight", graded, "-o", tmp_path / "w.parquet"), key)
     assert_user_error(cli("inspect", graded), key)
     rollouts = tmp_path / "rollouts"
     rollouts.mkdir()
     pq.write_table(_rollouts([{"problem_id": "p", "sample_index": 0}]), rollouts / "part-00000.parquet")
     pq.write_table(_rollouts([{"problem_id": "q", "sample_index": 0}, {"problem_id": "p", "sample_index": 0}]), rollouts / "part-00001.parquet")
-    assert_user_error(cli("grade", rollouts, "-o", tmp_path / "g", "--workers", "1"), "sample (problem_id='p', sample_index=0) appears 2 times (rows 0, 2)")
+    assert_user_error(cli("grade", rollouts, "-o", tmp_path / "g", "--workers", "1"), "sample (problem_id='p', sample_index=0) appears 2 times (row 0, row 2)")
 
 
 def test_repeated_sample_in_a_graded_jsonl_is_refused_by_weight(tmp_path):
     path = write_jsonl(tmp_path / "g.jsonl", [{"id": "p", "sample_index": 1, "correct": 1}, {"id": "p", "sample_index": 1, "correct": 0}])
-    with pytest.raises(InputError, match=r"sample \(problem_id='p', sample_index=1\) appears 2 times \(rows 0, 1\)"):
+    with pytest.raises(InputError, match=r"sample \(problem_id='p', sample_index=1\) appears 2 times \(line 1, line 2\)"):
         read_verdicts(str(path))
 
 

@@ -127,7 +127,7 @@ BAD_CELLS = [
     ("n_samples is text", {"n_samples": "eight"}, "line 2: column 'n_samples' is 'eight', expected a whole number"),
     ("n_samples is a fraction", {"n_samples": "8.5"}, "line 2: column 'n_samples' is '8.5', expected a whole number"),
     ("weight is text", {"weight": "high"}, "line 2: column 'weight' is 'high', expected a number"),
-    ("required weight is empty", {"weight": ""}, "row 0: column 'weight' is null"),
+    ("required weight is empty", {"weight": ""}, "line 2: column 'weight' is null"),
 ]
 
 

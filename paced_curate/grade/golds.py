@@ -3,25 +3,28 @@
 A gold the grader cannot read would turn every sample of its problem into `error` (left out of
 the pass rate) or into a wall of wrong verdicts: the problem would leave the weights silently.
 Each distinct gold is checked once in the worker pool (math-verify can hang on a gold too), and
-the first unreadable one is refused in one line naming the file, row, problem and a built-in
-grader that reads it:
+the first unreadable one is refused in one line naming the file, the line or row (as the reader
+names it: `samples.read_located_generations`), problem and a built-in grader that reads it:
 
-    rollouts.parquet row 12: problem 'p7': gold answer '12:00 noon' cannot be read by the numeric
+    gen.jsonl line 12: problem 'p7': gold answer '12:00 noon' cannot be read by the numeric
     grader; --grader math reads it as a clock time; 2 more problems have golds it cannot read
 
     layout = PoolLayout.build(specs)        # the grading specs plus one gold check per built-in grader
-    check_golds(table, layout, pool, "rollouts.parquet")
+    table, where = read_located_generations("gen.jsonl")
+    check_golds(table, layout, pool, "gen.jsonl", where)
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import pyarrow as pa
 
 from paced_curate.errors import InputError
 from paced_curate.grade.graders import BUILTIN, INDEPENDENT, GraderSpec
+from paced_curate.schema import row_name
 
 GOLD_PREVIEW = 60
 WORDS_RE = re.compile(r"[^\W\d_][^\W\d_\s.'-]*(?:[\s.'-]+[^\W\d_]+)*\.?")
@@ -54,7 +57,7 @@ def _shown(gold: str) -> str:
     return repr(gold if len(gold) <= GOLD_PREVIEW else gold[:GOLD_PREVIEW] + "...")
 
 
-def check_golds(table: pa.Table, layout: PoolLayout, pool, source: str) -> int:
+def check_golds(table: pa.Table, layout: PoolLayout, pool, source: str, where: Callable[[int], str] = row_name) -> int:
     """Refuse the rollouts when the grader cannot read one of their gold answers.
 
     Args:
@@ -62,12 +65,13 @@ def check_golds(table: pa.Table, layout: PoolLayout, pool, source: str) -> int:
         layout: the pool's layout (`PoolLayout.build`).
         pool: a `GradingPool` (or Ray pool) built with `layout.specs`.
         source: the input's name for the message.
+        where: names a table row's position in the input ("line 4", "row 3"; default 0-based rows).
 
     Returns:
         The number of distinct golds checked (0 for a plugin grader, which reads golds itself).
 
     Raises:
-        InputError: a gold is unreadable; one line naming the file, row, problem, the grader, and
+        InputError: a gold is unreadable; one line naming the file, line or row, problem, the grader, and
             a built-in grader that reads it (or none).
     """
     grader = layout.specs[0]
@@ -98,5 +102,5 @@ def check_golds(table: pa.Table, layout: PoolLayout, pool, source: str) -> int:
     more = len(unreadable) - 1
     tail = f"; {more} more problem{'s have golds' if more > 1 else ' has a gold'} it cannot read" if more else ""
     raise InputError(
-        f"{source} row {row}: problem {problem!r}: gold answer {_shown(gold)} cannot be read by the {grader.name} grader; {hint}{tail}"
+        f"{source} {where(row)}: problem {problem!r}: gold answer {_shown(gold)} cannot be read by the {grader.name} grader; {hint}{tail}"
     )

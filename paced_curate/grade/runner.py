@@ -42,7 +42,7 @@ from paced_curate.io import STDIO, input_digest
 from paced_curate.partdir import PartDirectory, claim_output, run_provenance
 from paced_curate.pipes import ArrowStdout, claim_stdout
 from paced_curate.report import StageProgress, say
-from paced_curate.samples import SampleFields, read_generations
+from paced_curate.samples import SampleFields, read_located_generations
 from paced_curate.rollout.prompt_record import KEY as PROMPT_KEY
 from paced_curate.rollout.prompt_record import inherited_prompt_record, schema_record
 from paced_curate.schema import GRADES, ROLLOUT_FIELDS, ROLLOUTS, conform, stage_metadata
@@ -473,8 +473,8 @@ def _check_output(config: GradeConfig) -> dict[str, dict] | None:
 
 def _grade_into_output(config: GradeConfig, layout: PoolLayout, pool: GradingPool, inputs: dict[str, dict] | None) -> GradeResult:
     specs = layout.specs[: layout.num_graders]
-    table = read_generations(config.rollouts, config.fields)
-    check_golds(table, layout, pool, "stdin" if config.rollouts == STDIO else config.rollouts)
+    table, where = read_located_generations(config.rollouts, config.fields)
+    check_golds(table, layout, pool, "stdin" if config.rollouts == STDIO else config.rollouts, where)
     # Only now, the input read and its golds readable, may --overwrite delete the old output.
     out = None if inputs is None else PartDirectory.open(
         config.output, spec=GRADES, settings=config.settings(), inputs=inputs, overwrite=config.overwrite
