@@ -53,6 +53,7 @@ from paced_curate.io import (
     input_digest,
     read_manifest,
     read_parquet,
+    refuse_folder_that_is_not_a_table,
     write_json,
 )
 from paced_curate.partdir import claim_output, command_line, package_versions, settings_hash
@@ -352,10 +353,13 @@ def read_export(path: str | Path, split: str = "train") -> pa.Table:
 
     Raises:
         InputError: the path is a trl/verl/llamafactory export, has no such split, or is an
-            export folder whose manifest is gone.
+            export folder whose manifest is gone, or is a folder that holds no table (an
+            extras folder, a model or run folder).
         SchemaError: the rows do not match `schema.EXPORT`.
     """
     target = Path(path)
+    if str(path) != STDIO and target.is_dir():
+        refuse_folder_that_is_not_a_table(target)
     manifest = export_manifest(target) if str(path) != STDIO and target.exists() else None
     if manifest is None:
         if target.is_dir() and any((target / name).is_dir() for name in ("train", "val")):
