@@ -36,7 +36,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from paced_curate.errors import InputError
+from paced_curate.errors import InputError, a_or_an
 from paced_curate.pipes import ArrowStdout, claim_stdout, read_ipc_stdin, stdin_schema, write_ipc  # noqa: F401 (the readers' entry points)
 from paced_curate.schema import TableSpec, conform, stage_metadata
 
@@ -308,7 +308,7 @@ def part_files(directory: Path, spec: TableSpec, require_complete: bool = True) 
     if manifest is not None:
         if manifest.get("stage") not in (None, spec.stage):
             raise InputError(
-                f"{directory}: holds a '{manifest.get('stage')}' output, expected '{spec.stage}'"
+                f"{directory}: holds {a_or_an(repr(manifest.get('stage')))} output, expected '{spec.stage}'"
                 + (f" (make one with '{spec.produced_by}')" if spec.produced_by else "")
             )
         if require_complete and not manifest.get("complete", False):

@@ -27,7 +27,7 @@ import pyarrow as pa
 
 from paced_curate import __version__
 from paced_curate.contamination import check_eval_overlap, table_overlap
-from paced_curate.errors import InputError
+from paced_curate.errors import InputError, a_or_an
 # `paced inspect` and the CLI find the export's report functions here, beside run_export.
 from paced_curate.export.card import (  # noqa: F401
     REASONS,
@@ -371,9 +371,9 @@ def read_export(path: str | Path, split: str = "train") -> pa.Table:
             raise InputError(f"{path}: is a table of export rows without a manifest, so all of it is train; it has no '{split}' split")
         return read_stage_table(str(path), EXPORT)
     if manifest.get("stage") != "export":
-        raise InputError(f"{path}: holds a '{manifest.get('stage')}' output, not an export; make one with 'paced export --format native'")
+        raise InputError(f"{path}: holds {a_or_an(repr(manifest.get('stage')))} output, not an export; make one with 'paced export --format native'")
     if manifest.get("format") != "native":
-        raise InputError(f"{path}: is a '{manifest.get('format')}' export; re-export with --format native to read it here")
+        raise InputError(f"{path}: is {a_or_an(repr(manifest.get('format')))} export; re-export with --format native to read it here")
     splits = manifest.get("splits", {})
     if split not in splits:
         raise InputError(f"{path}: has no '{split}' split (it has {', '.join(splits)})")
