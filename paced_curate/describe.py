@@ -15,7 +15,15 @@ import pyarrow as pa
 from rich.markup import escape
 
 from paced_curate.errors import InputError
-from paced_curate.io import STDIO, list_parts, read_manifest, read_parquet_schema, read_table, shard_dirs
+from paced_curate.io import (
+    STDIO,
+    list_parts,
+    read_manifest,
+    read_parquet_schema,
+    read_table,
+    refuse_folder_that_is_not_a_table,
+    shard_dirs,
+)
 from paced_curate.report import key_value_table, rows_table, say, show
 from paced_curate.schema import SPECS, read_metadata, row_name
 
@@ -54,6 +62,8 @@ def _detect(path: str) -> tuple[str | None, pa.Schema | None, dict | None]:
     target = Path(path)
     if not target.exists():
         raise InputError(f"{path}: no such file or directory")
+    if target.is_dir():
+        refuse_folder_that_is_not_a_table(target)
     manifest = read_manifest(target) if target.is_dir() else None
     first = _first_parquet(target)
     if first is None or first.suffix.lower() != ".parquet":

@@ -36,7 +36,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from paced_curate.errors import InputError
+from paced_curate.errors import InputError, a_or_an
 from paced_curate.pipes import ArrowStdout, claim_stdout, read_ipc_stdin, stdin_schema, write_ipc  # noqa: F401 (the readers' entry points)
 from paced_curate.schema import TableSpec, conform, stage_metadata
 
@@ -300,13 +300,15 @@ def part_files(directory: Path, spec: TableSpec, require_complete: bool = True) 
     """The Parquet files of an output directory, in order: the manifest's parts, else the part names.
 
     Raises:
-        InputError: the directory holds another stage's output, is unfinished, or has no files.
+        InputError: the directory holds another stage's output, is unfinished, has no files, or
+            is not a table (`refuse_folder_that_is_not_a_table`).
     """
+    refuse_folder_that_is_not_a_table(directory)
     manifest = read_manifest(directory)
     if manifest is not None:
         if manifest.get("stage") not in (None, spec.stage):
             raise InputError(
-                f"{directory}: holds a '{manifest.get('stage')}' output, expected '{spec.stage}'"
+                f"{directory}: holds {a_or_an(repr(manifest.get('stage')))} output, expected '{spec.stage}'"
                 + (f" (make one with '{spec.produced_by}')" if spec.produced_by else "")
             )
         if require_complete and not manifest.get("complete", False):
@@ -380,6 +382,68 @@ def refuse_estimate_run(folder: Path) -> None:
         )
 
 
+DISTILL_RUN_FILE = "run.json"
+"""The record that marks a `paced distill` run folder (`distill.rundir.RUN_FILE`; io may not import distill)."""
+MODEL_CONFIG = "config.json"
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
+
+
+def refuse_folder_that_is_not_a_table(folder: Path) -> None:
+    """Name what a folder given where a table is expected holds, when it is not a table.
+
+    Without this, an extras folder was read as a dataset by its manifest ("found none of
+    prompt, ...") or its part list ("part-00000.parquet: no such file"), and a model folder
+    reached `datasets`, which printed progress bars before failing.
+
+    Raises:
+        InputError: `folder` is a paced estimate run, a paced distill run, the extras folder of
+            a paced output (`<OUT>.paced/`, or one of its `shard-*` folders), or a model folder
+            (`is_model_folder`).
+    """
+    refuse_estimate_run(folder)
+    if (folder / DISTILL_RUN_FILE).is_file():
+        raise InputError(f"{folder}: is a paced distill run, not a table; paced inspect {folder} summarises it")
+    owner = extras_owner(folder)
+    if owner is not None:
+        unwritten = "" if owner.exists() else " (not written yet: rerun the command that writes it to complete it)"
+        raise InputError(f"{folder}: is the extras folder of {owner} (paced's manifest and notes); pass {owner}{unwritten}")
+    if is_model_folder(folder):
+        raise InputError(f"{folder}: is a model folder ({MODEL_CONFIG}), not a table")
+
+
+def is_model_folder(folder: Path) -> bool:
+    """Whether a folder holds a model: a config.json naming a `model_type` or `architectures`
+    (what transformers writes), or one beside weight files."""
+    config = folder / MODEL_CONFIG
+    if not config.is_file():
+        return False
+    if any(p.suffix in WEIGHT_SUFFIXES for p in folder.iterdir()):
+        return True
+    try:
+        fields = json.loads(config.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return False
+    return isinstance(fields, dict) and ("model_type" in fields or "architectures" in fields)
+
+
+def extras_owner(folder: Path) -> Path | None:
+    """The output whose extras folder `folder` is (the inverse of `extras_dir`), else None.
+
+    An extras folder is named `<OUT>.paced` (or is a `shard-*` folder inside one) and holds
+    paced's manifest, its unfinished parts (`parts/`) or shard folders, but no part files of
+    its own: an older output kept its manifest beside its parts, and is a table.
+    """
+    folder = Path(folder)
+    if SHARD_RE.match(folder.name) and folder.parent.name.endswith(EXTRAS_SUFFIX):
+        owner = folder.parent.with_name(folder.parent.name.removesuffix(EXTRAS_SUFFIX)) / folder.name
+    elif folder.name.endswith(EXTRAS_SUFFIX) and folder.name != EXTRAS_SUFFIX:
+        owner = folder.with_name(folder.name.removesuffix(EXTRAS_SUFFIX))
+    else:
+        return None
+    holds_extras = (folder / MANIFEST).is_file() or (folder / "parts").is_dir() or bool(shard_dirs(folder))
+    return owner if holds_extras and not list_parts(folder) else None
+
+
 def read_table(path: str, spec: TableSpec, columns: list[str] | None = None) -> pa.Table:
     """Read and validate a stage table from a file, a directory or stdin (`-`).
 
@@ -399,7 +463,7 @@ def read_table(path: str, spec: TableSpec, columns: list[str] | None = None) -> 
     if not target.exists():
         raise InputError(f"{path}: no such file or directory")
     if target.is_dir():
-        refuse_estimate_run(target)
+        refuse_folder_that_is_not_a_table(target)
         if shard_dirs(target) and read_manifest(target) is None:
             return _read_shards(target, spec, columns)
         return _read_part_dir(target, spec, columns, require_complete=True)

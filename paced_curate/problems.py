@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from paced_curate.errors import InputError
+from paced_curate.errors import InputError, a_or_an
 from paced_curate.schema import MESSAGE, PROBLEMS, conform
 # The one reader (`tables`) reads every table; `parquet_folder_files` is named here for older imports.
 from paced_curate.tables import Columns, parquet_folder_files, read_columns, shown  # noqa: F401
@@ -183,7 +183,7 @@ def _prompt_columns(values: list, path: str, row_name) -> tuple[list[str], list 
                 raise InputError(f"{path} {row_name(index)}: the prompt is {_emptiness(value)}")
             prompts.append(value)
         else:
-            raise InputError(f"{path} {row_name(index)}: the prompt is a {type(value).__name__}, expected text or chat messages")
+            raise InputError(f"{path} {row_name(index)}: the prompt is {a_or_an(type(value).__name__)}, expected text or chat messages")
     return prompts, messages
 
 
@@ -205,7 +205,7 @@ def answer_column(values: list, path: str, name: str, row_name) -> list[str]:
         if value is None or (isinstance(value, float) and math.isnan(value)):
             raise InputError(f"{where} is null")
         if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-            raise InputError(f"{where} is a {type(value).__name__}, expected text or a number")
+            raise InputError(f"{where} is {a_or_an(type(value).__name__)}, expected text or a number")
         if isinstance(value, str) and not value.strip():
             raise InputError(f"{where} is empty" if not value else f"{where} is only whitespace ({value!r})")
         answers.append(value if isinstance(value, str) else str(value))

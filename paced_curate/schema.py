@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from paced_curate.errors import SchemaError
+from paced_curate.errors import SchemaError, a_or_an
 
 SCHEMA_VERSION = "1"
 FINISH_REASONS = ("stop", "length", "error")
@@ -194,7 +194,7 @@ def check_stage(schema: pa.Schema, spec: TableSpec, source: str) -> None:
     stage = meta.get("stage")
     if stage is not None and stage != spec.stage:
         hint = f" (make one with '{spec.produced_by}')" if spec.produced_by else ""
-        raise SchemaError(f"{source}: is a '{stage}' table, expected a '{spec.stage}' table{hint}")
+        raise SchemaError(f"{source}: is {a_or_an(repr(stage))} table, expected {a_or_an(repr(spec.stage))} table{hint}")
     version = meta.get("schema_version")
     if version is not None and version != SCHEMA_VERSION:
         raise SchemaError(

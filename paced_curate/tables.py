@@ -43,7 +43,7 @@ from paced_curate.io import (
     read_manifest,
     read_parquet,
     read_table,
-    refuse_estimate_run,
+    refuse_folder_that_is_not_a_table,
     sniff_format,
 )
 from paced_curate.schema import SPECS, TableSpec, conform, read_metadata, row_name
@@ -156,7 +156,7 @@ def read_columns(path: str, split: str | None = None) -> Columns:
     if not target.exists():
         raise InputError(f"{path}: no such file or directory")
     if target.is_dir():
-        refuse_estimate_run(target)
+        refuse_folder_that_is_not_a_table(target)
         files = parquet_folder_files(target)
         if files is not None:
             return drop_index_columns(Columns.from_table(_concat_files(files, target)), path)

@@ -105,7 +105,7 @@ BAD_INPUTS = [
     ("noanswer.jsonl", b'{"id": "a", "prompt": "x"}\n', "noanswer.jsonl: found none of answer, gold, final_answer, ground_truth, expected_answer, target; name the column with --answer-field"),
     ("nullanswer.jsonl", b'{"id": "a", "prompt": "x", "answer": "1"}\n{"id": "b", "prompt": "y", "answer": null}\n', "nullanswer.jsonl line 2: column 'answer' (the gold answer) is null"),
     ("wrongtype.jsonl", b'{"id": "a", "prompt": "x", "answer": {"value": 1}}\n', "wrongtype.jsonl line 1: column 'answer' (the gold answer) is a dict, expected text or a number"),
-    ("promptnumber.jsonl", b'{"id": "a", "prompt": 5, "answer": "1"}\n', "promptnumber.jsonl line 1: the prompt is a int, expected text or chat messages"),
+    ("promptnumber.jsonl", b'{"id": "a", "prompt": 5, "answer": "1"}\n', "promptnumber.jsonl line 1: the prompt is an int, expected text or chat messages"),
     ("mixed.jsonl", b'{"id": "a", "prompt": "x", "answer": "1", "level": 1}\n{"id": "b", "prompt": "y", "answer": "2", "level": "hard"}\n', "mixed.jsonl: column 'level' mixes value types (int at line 1, str at line 2)"),
     ("dupes.jsonl", b'{"id": "a", "prompt": "x", "answer": "1"}\n{"id": "a", "prompt": "y", "answer": "2"}\n', "dupes.jsonl: duplicate problem ids: 'a' at line 1, line 2"),
     ("latin1.jsonl", b'{"id": "a", "prompt": "caf\xe9", "answer": "1"}\n', "latin1.jsonl line 1, column 27: not valid UTF-8 (byte 0xe9)"),

@@ -425,11 +425,21 @@ def start_online(config, examples: list, table: pa.Table, par, draw, tokenizer, 
     refresh = (f"; forward-KL stage: {config.resolved_reweight_samples} samples per problem every {config.reweight_every} steps"
                if config.reweight_every else "")
     say(
-        f"online PACED: {len(raw):,} problems ({zero:,} at weight 0, probed at --explore {config.resolved_explore:g} in the rkl stage), "
+        f"online PACED: {len(raw):,} problems ({zero:,} at weight 0, {zero_weight_probing(config)}), "
         f"weights {weighting.describe()} on counts that halve every {config.resolved_halflife} steps, graded with "
         f"{config.resolved_reweight_grader}{refresh}"
     )
     return online
+
+
+def zero_weight_probing(config) -> str:
+    """What online PACED does with weight-0 problems under `config` (a `DistillConfig`), for its start line.
+
+    Only the rkl stage samples the student on them (at --explore); an fkl or akl run never does.
+    """
+    if "rkl" in config.stages():
+        return f"probed at --explore {config.resolved_explore:g} in the rkl stage"
+    return f"not probed without an rkl stage (--loss {config.loss})"
 
 
 def write_weights_tables(online: OnlineReweighting, run_dir, total: int) -> None:

@@ -27,7 +27,7 @@ import pyarrow as pa
 
 from paced_curate import __version__
 from paced_curate.contamination import check_eval_overlap, table_overlap
-from paced_curate.errors import InputError
+from paced_curate.errors import InputError, a_or_an
 # `paced inspect` and the CLI find the export's report functions here, beside run_export.
 from paced_curate.export.card import (  # noqa: F401
     REASONS,
@@ -53,6 +53,7 @@ from paced_curate.io import (
     input_digest,
     read_manifest,
     read_parquet,
+    refuse_folder_that_is_not_a_table,
     write_json,
 )
 from paced_curate.partdir import claim_output, command_line, package_versions, settings_hash
@@ -352,10 +353,13 @@ def read_export(path: str | Path, split: str = "train") -> pa.Table:
 
     Raises:
         InputError: the path is a trl/verl/llamafactory export, has no such split, or is an
-            export folder whose manifest is gone.
+            export folder whose manifest is gone, or is a folder that holds no table (an
+            extras folder, a model or run folder).
         SchemaError: the rows do not match `schema.EXPORT`.
     """
     target = Path(path)
+    if str(path) != STDIO and target.is_dir():
+        refuse_folder_that_is_not_a_table(target)
     manifest = export_manifest(target) if str(path) != STDIO and target.exists() else None
     if manifest is None:
         if target.is_dir() and any((target / name).is_dir() for name in ("train", "val")):
@@ -367,9 +371,9 @@ def read_export(path: str | Path, split: str = "train") -> pa.Table:
             raise InputError(f"{path}: is a table of export rows without a manifest, so all of it is train; it has no '{split}' split")
         return read_stage_table(str(path), EXPORT)
     if manifest.get("stage") != "export":
-        raise InputError(f"{path}: holds a '{manifest.get('stage')}' output, not an export; make one with 'paced export --format native'")
+        raise InputError(f"{path}: holds {a_or_an(repr(manifest.get('stage')))} output, not an export; make one with 'paced export --format native'")
     if manifest.get("format") != "native":
-        raise InputError(f"{path}: is a '{manifest.get('format')}' export; re-export with --format native to read it here")
+        raise InputError(f"{path}: is {a_or_an(repr(manifest.get('format')))} export; re-export with --format native to read it here")
     splits = manifest.get("splits", {})
     if split not in splits:
         raise InputError(f"{path}: has no '{split}' split (it has {', '.join(splits)})")

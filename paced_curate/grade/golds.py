@@ -24,6 +24,7 @@ import pyarrow as pa
 
 from paced_curate.errors import InputError
 from paced_curate.grade.graders import BUILTIN, INDEPENDENT, GraderSpec
+from paced_curate.grade.math_reader import unbalanced
 from paced_curate.schema import row_name
 
 GOLD_PREVIEW = 60
@@ -94,7 +95,12 @@ def check_golds(table: pa.Table, layout: PoolLayout, pool, source: str, where: C
     readers = [(name, outcome.extracted) for name, outcome in zip(others, readings) if outcome.verdict == "correct"]
     row = first_row[gold]
     problem = table.column("problem_id")[row].as_py()
-    if readers:
+    fault = unbalanced(gold) if grader.name == "math" else None
+    if fault is not None:
+        # Malformed LaTeX (a cut-off answer): the exact grader would "read" it, which helps no one.
+        readers = [(name, reading) for name, reading in readers if name != "exact"]
+        hint = f"its braces or brackets do not balance ({fault}): fix the gold" + (f", or --grader {readers[0][0]} reads it as {readers[0][1]!r}" if readers else "")
+    elif readers:
         name, reading = readers[0]
         hint = f"--grader {name} reads it as {reading if reading in ('a clock time', 'a ratio') else repr(reading)}"
     else:

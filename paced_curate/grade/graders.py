@@ -45,7 +45,7 @@ from paced_curate.grade.answers import (
     tail_sentence,
     unwrap,
 )
-from paced_curate.grade.math_reader import Outcome, grade_math, gold_form, math_value, read_independently
+from paced_curate.grade.math_reader import Outcome, grade_math, gold_form, math_value, read_independently, unbalanced
 from paced_curate.grade.numbers import Quantity, quantities_equal, quantity_of, value_texts
 
 BUILTIN = ("math", "exact", "numeric", "choice")
@@ -267,10 +267,13 @@ def grade_plugin(function: Callable, name: str, text: str, gold: str) -> Outcome
 def gold_reading(name: str, gold: str, tolerance: float = DEFAULT_TOLERANCE) -> str | None:
     """How the built-in grader `name` reads a gold, as text, or None when it cannot read it.
 
-    math: a clock time, a ratio, or what math-verify parses; numeric: one value
+    math: a clock time, a ratio, or what math-verify parses, with balanced braces and brackets
+    (`math_reader.unbalanced`); numeric: one value
     (`numeric_value`); choice: one letter; exact: any non-empty text.
     """
     if name == "math":
+        if unbalanced(gold) is not None:
+            return None  # math-verify would read it as a string no answer equals
         try:
             form = gold_form(gold)
         except Exception:  # math-verify fails on some golds ("12:00" once read as 12/0)

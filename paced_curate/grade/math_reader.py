@@ -79,6 +79,40 @@ def gold_form(gold: str) -> GoldForm:
     return GoldForm("math", parsed)
 
 
+DELIMITER_RE = re.compile(r"\\\\|\\[{}()\[\]]|[{}()\[\]]")
+"""Braces and brackets, plain or written as symbols (`\\{`); `\\\\` (a line break) is matched so its
+second backslash escapes nothing."""
+CLOSES = {"}": "{", ")": "([", "]": "([", "\\}": "\\{"}
+SKIPPED = {"\\\\", "\\(", "\\)", "\\[", "\\]"}
+"""A line break, and display delimiters (`\\(...\\)` holds the math, not a group)."""
+
+
+def unbalanced(gold: str) -> str | None:
+    """What does not balance in a gold's braces or brackets, e.g. "an unclosed '{'", else None.
+
+    Braces must nest exactly (LaTeX groups). Round and square brackets close each other, since an
+    interval may be half-open (`[0, 1)`); they and the set braces `\\{ \\}` are not checked
+    beside `\\left.` or `\\right.`, which pair a delimiter with nothing (a piecewise function).
+    math-verify reads a gold such as `\\frac{` or `\\sqrt{2` as a plain string that no answer
+    equals, so it must be refused, not graded.
+    """
+    loose = re.search(r"\\(?:left|right)\s*\.", gold) is not None
+    stack: list[str] = []
+    for match in DELIMITER_RE.finditer(gold):
+        token = match.group()
+        if token in SKIPPED or (loose and token != "{" and token != "}"):
+            continue
+        if token not in CLOSES:
+            stack.append(token)
+        elif not stack:
+            return f"an unmatched {token!r}"
+        elif stack[-1] not in CLOSES[token]:
+            return f"an unclosed {stack[-1]!r}"
+        else:
+            stack.pop()
+    return f"an unclosed {stack[-1]!r}" if stack else None
+
+
 def _interval_gold(gold: str, answer: str) -> list | None:
     """A gold written as an inequality, read as intervals when the answer is an interval."""
     interval = inequality_to_interval(gold) if is_interval(math_text(answer)) else None
