@@ -72,7 +72,7 @@ def test_paced_grade_refuses_a_malformed_gold_before_any_work(cli, tmp_path, gol
     result = cli("grade", path, "-o", out, "--grader", "math", "--workers", "1")
     assert_user_error(
         result,
-        f"{path} row 1: problem 'p1': gold answer {gold!r} cannot be read by the math grader; "
+        f"{path} line 2: problem 'p1': gold answer {gold!r} cannot be read by the math grader; "
         f"its braces or brackets do not balance ({fault}): fix the gold",
     )
     assert "--grader exact" not in result.stderr, "the exact grader 'reads' anything; it is no remedy for malformed LaTeX"
