@@ -33,6 +33,8 @@ from paced_curate.errors import InputError, PacedError
 
 _claimed_stdout: BinaryIO | None = None
 _stdout_closed = False
+_runner_buffer: BinaryIO | None = None
+"""The last in-process runner buffer claimed (it has no descriptor of its own to close)."""
 _stdin_schema: pa.Schema | None = None
 
 
@@ -47,16 +49,20 @@ def claim_stdout() -> BinaryIO:
     Raises:
         PacedError: this process already wrote and closed its stdout stream.
     """
-    global _claimed_stdout
+    global _claimed_stdout, _runner_buffer
     if _claimed_stdout is not None:
-        return _claimed_stdout
+        runner_buffer = _claimed_stdout is _runner_buffer
+        if not _claimed_stdout.closed and (not runner_buffer or _claimed_stdout is getattr(sys.stdout, "buffer", None)):
+            return _claimed_stdout
+        # An earlier in-process runner's buffer (a command that failed before releasing it): not ours any more.
+        _claimed_stdout = None
     if _stdout_closed:
         raise PacedError("stdout: this process already wrote its Arrow stream; one '-o -' per process")
     try:
         fd = sys.stdout.fileno()
     except (AttributeError, OSError, ValueError):
         # Not a real file descriptor (an in-process test runner): write to the buffer as is.
-        _claimed_stdout = sys.stdout.buffer
+        _claimed_stdout = _runner_buffer = sys.stdout.buffer
         return _claimed_stdout
     sys.stdout.flush()
     data_fd = os.dup(fd)

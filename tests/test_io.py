@@ -130,3 +130,25 @@ def test_directory_of_plain_parquet_files_is_readable(tmp_path):
     pq.write_table(rollout_rows(["a"]), tmp_path / "x.parquet")
     pq.write_table(rollout_rows(["b"]), tmp_path / "y.parquet")
     assert read_table(str(tmp_path), ROLLOUTS).num_rows == 4
+
+
+def test_a_stale_in_process_stdout_claim_is_not_reused(monkeypatch):
+    """A command run in-process (a test runner, a notebook) that failed before releasing its `-o -`
+    stream must not hand the next command the old, closed buffer ('I/O operation on closed file')."""
+    import io as stdio
+
+    from paced_curate import pipes
+
+    monkeypatch.setattr(pipes, "_claimed_stdout", None)
+    first = stdio.TextIOWrapper(stdio.BytesIO())
+    monkeypatch.setattr("sys.stdout", first)
+    assert pipes.claim_stdout() is first.buffer
+    first.buffer.close()  # the first runner is gone, its stream never released
+    second = stdio.TextIOWrapper(stdio.BytesIO())
+    monkeypatch.setattr("sys.stdout", second)
+    assert pipes.claim_stdout() is second.buffer
+    third = stdio.TextIOWrapper(stdio.BytesIO())  # a new runner while the second is still open
+    monkeypatch.setattr("sys.stdout", third)
+    assert pipes.claim_stdout() is third.buffer
+    pipes.release_stdout()
+    assert not third.buffer.closed  # a runner's buffer is flushed, not closed
