@@ -92,8 +92,6 @@ def pretrain(spec: PretrainSpec, output: Path) -> Path:
     import torch
     from transformers import Qwen2ForCausalLM
 
-    from paced_curate.distill.train import lr_at
-
     torch.manual_seed(spec.model.init_seed)
     tokenizer = build_char_tokenizer()
     model = Qwen2ForCausalLM(qwen2_config(spec.model, tokenizer))
@@ -111,13 +109,7 @@ def pretrain(spec: PretrainSpec, output: Path) -> Path:
     for step in range(spec.steps):
         batch = range(step * spec.batch_size, (step + 1) * spec.batch_size)
         input_ids, labels = _batch([prompts[i] for i in batch], [solutions[i] + [eos] for i in batch], tokenizer.pad_token_id)
-        for group in optimizer.param_groups:
-            group["lr"] = lr_at(step, lr=spec.lr, min_lr=spec.lr / 10, warmup=spec.warmup_steps, total=spec.steps)
-        loss = model(input_ids=input_ids, labels=labels).loss
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
+        loss = train_step(model, optimizer, input_ids, labels, step, spec)
         if (step + 1) % 100 == 0 or step + 1 == spec.steps:
             now = time.perf_counter()
             # note: .item() is a sync point; it runs once per 100 steps
@@ -127,6 +119,24 @@ def pretrain(spec: PretrainSpec, output: Path) -> Path:
     save_model(model, tokenizer, output)
     (output / "pretrain.json").write_text(json.dumps(dataclasses.asdict(spec) | {"seconds": time.perf_counter() - started}, indent=2))
     return output
+
+
+def train_step(model, optimizer, input_ids, labels, step: int, spec):
+    """One step of the toy models' training: the learning rate of `step` (warm-up, then cosine to
+    a tenth, `distill.train.lr_at` with spec.lr, spec.warmup_steps, spec.steps), the loss, AdamW
+    with gradients clipped at norm 1. Returns the loss tensor (shape ()), not synced."""
+    import torch
+
+    from paced_curate.distill.train import lr_at
+
+    for group in optimizer.param_groups:
+        group["lr"] = lr_at(step, lr=spec.lr, min_lr=spec.lr / 10, warmup=spec.warmup_steps, total=spec.steps)
+    loss = model(input_ids=input_ids, labels=labels).loss
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
+    return loss
 
 
 def _batch(prompts: list[list[int]], completions: list[list[int]], pad: int):

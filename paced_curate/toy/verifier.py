@@ -27,7 +27,7 @@ from pathlib import Path
 
 from paced_curate.report import say
 from paced_curate.toy.models import TinyModelSpec, qwen2_config, save_model
-from paced_curate.toy.pretrain import _batch, cache_dir
+from paced_curate.toy.pretrain import _batch, cache_dir, train_step
 from paced_curate.toy.tokenizer import IM_END, build_char_tokenizer
 
 VERIFIER_PROMPT = "{answer} = {gold}?"
@@ -103,8 +103,6 @@ def _steps(spec: VerifierSpec, output: Path) -> Path:
     import torch
     from transformers import Qwen2ForCausalLM
 
-    from paced_curate.distill.train import lr_at
-
     tokenizer = build_char_tokenizer()
     model = Qwen2ForCausalLM(qwen2_config(spec.model, tokenizer))
     model.train()
@@ -122,13 +120,7 @@ def _steps(spec: VerifierSpec, output: Path) -> Path:
         prompt_ids = tokenizer(prompts, add_special_tokens=False).input_ids
         reply_ids = [ids + [end] for ids in tokenizer([reply for _, _, reply in examples], add_special_tokens=False).input_ids]
         input_ids, labels = _batch(prompt_ids, reply_ids, tokenizer.pad_token_id)
-        for group in optimizer.param_groups:
-            group["lr"] = lr_at(step, lr=spec.lr, min_lr=spec.lr / 10, warmup=spec.warmup_steps, total=spec.steps)
-        loss = model(input_ids=input_ids, labels=labels).loss
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
+        loss = train_step(model, optimizer, input_ids, labels, step, spec)
         if (step + 1) % 100 == 0 or step + 1 == spec.steps:
             # note: .item() is a sync point; it runs once per 100 steps
             say(f"verifier step {step + 1:05d} | loss {loss.item():.4f} | {time.perf_counter() - started:.0f}s")
