@@ -24,6 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from paced_curate.errors import ConfigError
+from paced_curate.rollout.prompt_record import contradicted_record
 from paced_curate.rollout.prompts import DEFAULT_TEMPLATE, PromptFormat
 
 PROMPT_SOURCES = ("record", "flags")
@@ -134,12 +135,7 @@ def prompt_plan(config, record: dict | None, tokenizer) -> tuple[PromptPlan, str
         )
     conflicts = _conflicts(config, record, recorded, rows_only, has_chat)
     if conflicts:
-        flags = " and ".join(flag for flag, _ in conflicts)
-        raise ConfigError(
-            f"{where} records the prompt its weights were measured on, and "
-            + "; ".join(text for _, text in conflicts)
-            + f"; drop {flags} to train on the recorded prompt, or pass --prompt-format flags to train on yours"
-        )
+        raise contradicted_record(where, conflicts, "train on")
     if recorded.chat_template == "on" and not rows_only and not has_chat:
         raise ConfigError(
             f"{where} records prompts rendered with a chat template, but the tokenizer of --student {config.student} has none; "

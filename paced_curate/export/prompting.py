@@ -24,6 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from paced_curate.errors import ConfigError, InputError
+from paced_curate.rollout.prompt_record import contradicted_record
 from paced_curate.rollout.prompts import DEFAULT_TEMPLATE
 
 PROMPT_SOURCES = ("record", "flags")
@@ -82,12 +83,7 @@ def choose_prompt(config, recorded: dict | None) -> PromptChoice:
         ))
     conflicts = _conflicts(config, recorded)
     if conflicts:
-        flags = " and ".join(flag for flag, _ in conflicts)
-        raise ConfigError(
-            f"{config.weights} records the prompt its weights were measured on, and "
-            + "; ".join(text for _, text in conflicts)
-            + f"; drop {flags} to export the recorded prompt, or pass --prompt-format flags to export yours"
-        )
+        raise contradicted_record(config.weights, conflicts, "export")
     return PromptChoice(recorded, "record", recorded)
 
 

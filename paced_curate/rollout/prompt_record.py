@@ -18,10 +18,27 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from paced_curate.errors import ConfigError
 from paced_curate.rollout.prompts import PromptFormat
 
 KEY = "prompt_format"
 """The provenance key that holds the record."""
+
+
+def contradicted_record(where: str, conflicts: list[tuple[str, str]], use: str) -> ConfigError:
+    """The one-line refusal of flags that contradict a prompt record (export and distill share it).
+
+    Args:
+        where: the table or folder holding the record.
+        conflicts: (flag, what it contradicts) pairs, in flag order.
+        use: what the command does with the prompt ("export", "train on").
+    """
+    flags = " and ".join(flag for flag, _ in conflicts)
+    return ConfigError(
+        f"{where} records the prompt its weights were measured on, and "
+        + "; ".join(text for _, text in conflicts)
+        + f"; drop {flags} to {use} the recorded prompt, or pass --prompt-format flags to {use} yours"
+    )
 
 
 def prompt_record(fmt: PromptFormat, tokenizer) -> dict:
